@@ -1,0 +1,12 @@
+"""fastgmm: Gaussian mixture models on a Cython/OpenMP core.
+
+A drop-in for ``sklearn.mixture.GaussianMixture``::
+
+    from fastgmm import GaussianMixture
+"""
+
+from fastgmm._config import show_config
+from fastgmm._gaussian_mixture import GaussianMixture
+from fastgmm._version import __version__
+
+__all__ = ["GaussianMixture", "show_config", "__version__"]

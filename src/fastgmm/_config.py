@@ -1,0 +1,60 @@
+"""What the installed native core was built with and will use."""
+
+import sys
+
+from threadpoolctl import threadpool_info
+
+from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads, openmp_enabled
+from fastgmm._version import __version__
+
+
+def config():
+    """The build and runtime configuration as a dict."""
+    import numpy
+    import scipy
+    import sklearn
+    import scipy.linalg  # noqa: F401  (loads the BLAS that the kernels call)
+
+    pools = threadpool_info()
+    blas = [p for p in pools if p.get("user_api") == "blas"]
+    openmp = [p for p in pools if p.get("user_api") == "openmp"]
+    return {
+        "fastgmm": __version__,
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "openmp": openmp_enabled(),
+        "threads": openmp_effective_n_threads(),
+        "openmp_runtimes": [p.get("filepath") for p in openmp],
+        "blas": [
+            {
+                "internal_api": p.get("internal_api"),
+                "version": p.get("version"),
+                "threading_layer": p.get("threading_layer"),
+                "filepath": p.get("filepath"),
+            }
+            for p in blas
+        ],
+    }
+
+
+def show_config(file=None):
+    """Print the version, whether OpenMP is on, the thread count and the BLAS in use.
+
+    Returns the same information as a dict.
+    """
+    info = config()
+    out = file or sys.stdout
+    print(f"fastgmm {info['fastgmm']} (python {info['python']}, numpy {info['numpy']}, "
+          f"scipy {info['scipy']}, scikit-learn {info['scikit-learn']})", file=out)
+    print(f"  OpenMP: {'on' if info['openmp'] else 'OFF (built without OpenMP: one thread)'}",
+          file=out)
+    print(f"  threads: {info['threads']} (OMP_NUM_THREADS / threadpoolctl limits apply)",
+          file=out)
+    for path in info["openmp_runtimes"]:
+        print(f"  OpenMP runtime: {path}", file=out)
+    for blas in info["blas"]:
+        print(f"  BLAS: {blas['internal_api']} {blas['version']} "
+              f"({blas['threading_layer']}) {blas['filepath']}", file=out)
+    return info

@@ -1,0 +1,565 @@
+"""fastgmm.GaussianMixture: scikit-learn's estimator on a native EM core.
+
+The Python layer validates input once, runs the n_init / convergence loop
+exactly as scikit-learn's BaseMixture.fit_predict does, and calls the
+native core once per EM iteration (one fused pass over X that returns the
+sufficient statistics). Parameters are kept in locals during a fit and set
+on the estimator only when the fit succeeds.
+"""
+
+import math
+import warnings
+from numbers import Integral, Real
+from time import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+from fastgmm import _parameters as P
+from fastgmm._initialization import initial_statistics
+from fastgmm._kernels._estep import estimate
+from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
+from fastgmm._kernels._suffstats import em_pass, stat_size
+
+_PRECISION_SHAPES = {
+    "full": lambda K, D: (K, D, D),
+    "tied": lambda K, D: (D, D),
+    "diag": lambda K, D: (K, D),
+    "spherical": lambda K, D: (K,),
+}
+
+
+def _check_shape(param, param_shape, name):
+    if param.shape != param_shape:
+        raise ValueError(
+            "The parameter '%s' should have the shape of %s, but got %s"
+            % (name, param_shape, param.shape)
+        )
+
+
+def _check_weights(weights, n_components):
+    weights = check_array(weights, dtype=[np.float64, np.float32], ensure_2d=False)
+    _check_shape(weights, (n_components,), "weights")
+    if np.any(np.less(weights, 0.0)) or np.any(np.greater(weights, 1.0)):
+        raise ValueError(
+            "The parameter 'weights' should be in the range "
+            "[0, 1], but got max value %.5f, min value %.5f"
+            % (np.min(weights), np.max(weights))
+        )
+    atol = 1e-6 if weights.dtype == np.float32 else 1e-8
+    if not np.allclose(np.abs(1.0 - np.sum(weights)), 0.0, atol=atol):
+        raise ValueError(
+            "The parameter 'weights' should be normalized, but got sum(weights) = %.5f"
+            % np.sum(weights)
+        )
+    return weights
+
+
+def _check_means(means, n_components, n_features):
+    means = check_array(means, dtype=[np.float64, np.float32], ensure_2d=False)
+    _check_shape(means, (n_components, n_features), "means")
+    return means
+
+
+def _check_precisions(precisions, covariance_type, n_components, n_features):
+    precisions = check_array(
+        precisions,
+        dtype=[np.float64, np.float32],
+        ensure_2d=False,
+        allow_nd=covariance_type == "full",
+    )
+    _check_shape(
+        precisions,
+        _PRECISION_SHAPES[covariance_type](n_components, n_features),
+        "%s precision" % covariance_type,
+    )
+    if covariance_type in ("diag", "spherical"):
+        if np.any(np.less_equal(precisions, 0.0)):
+            raise ValueError("'%s precision' should be positive" % covariance_type)
+    else:
+        stack = precisions if covariance_type == "full" else precisions[None]
+        for precision in stack:
+            if not (
+                np.allclose(precision, precision.T)
+                and np.all(np.linalg.eigvalsh(precision) > 0.0)
+            ):
+                raise ValueError(
+                    "'%s precision' should be symmetric, positive-definite"
+                    % covariance_type
+                )
+    return precisions
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian Mixture, fitted by EM on a native multithreaded core.
+
+    A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
+    same parameters, defaults, attributes, methods, warnings and errors, and
+    the same random draws for a given ``random_state``, so that a fit reaches
+    the same optimum as scikit-learn's. Each EM iteration is a single pass
+    over X in chunks (OpenMP threads, GIL released) that computes the
+    responsibilities and the sufficient statistics together; no
+    n_samples x n_components array is formed while fitting. float32 input is
+    processed in float32 with float64 accumulators, and the result does not
+    depend on the number of threads.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        The number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': each component has its own general covariance matrix;
+        'tied': all components share one general covariance matrix;
+        'diag': each component has its own diagonal covariance matrix;
+        'spherical': each component has its own single variance.
+    tol : float, default=1e-3
+        EM stops when the gain of the mean log-likelihood is below ``tol``.
+    reg_covar : float, default=1e-6
+        Non-negative regularization added to the diagonal of covariances.
+    max_iter : int, default=100
+        The number of EM iterations to perform.
+    n_init : int, default=1
+        The number of initializations to perform. The best result is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+            default='kmeans'
+        How the weights, means and precisions are initialized.
+    weights_init : array-like of shape (n_components,), default=None
+        User-provided initial weights.
+    means_init : array-like of shape (n_components, n_features), default=None
+        User-provided initial means.
+    precisions_init : array-like, default=None
+        User-provided initial precisions (inverse covariances); the shape
+        depends on ``covariance_type`` as for ``precisions_``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization and :meth:`sample`, as in scikit-learn.
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current solution (``n_init`` is then
+        ignored after the first fit).
+    verbose : int, default=0
+        1 prints each initialization and iteration; 2 also prints the change
+        of the lower bound and the time per step.
+    verbose_interval : int, default=10
+        Number of iterations between two prints.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_
+        The fitted parameters, shaped as in scikit-learn.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood of the training data at the best fit.
+    lower_bounds_ : list of float
+        Mean log-likelihood at each iteration of the best fit.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X has feature names that are all strings.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "k-means++"})],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions({"full", "tied", "diag", "spherical"})],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y=None):
+        """Estimate model parameters with the EM algorithm.
+
+        Fits ``n_init`` times and keeps the parameters with the largest
+        mean log-likelihood; each trial iterates until the gain is below
+        ``tol`` or ``max_iter`` is reached (then a ConvergenceWarning is
+        raised). If the fit fails, the estimator is left as it was.
+
+        Returns
+        -------
+        self : object
+        """
+        self.fit_predict(X, y)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None):
+        """Fit the model to X and return the most probable component of each row.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        saved_state = dict(self.__dict__)
+        try:
+            return self._fit(X)
+        except BaseException:
+            # Nothing half-fitted stays behind, on error or on Ctrl-C.
+            self.__dict__.clear()
+            self.__dict__.update(saved_state)
+            raise
+
+    def _fit(self, X):
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+        )
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components "
+                f"but got n_components = {self.n_components}, "
+                f"n_samples = {n_samples}"
+            )
+        user_init = self._check_user_init(n_features)
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        n_threads = openmp_effective_n_threads()
+        workspace = _Workspace(X, self.covariance_type, self.n_components)
+
+        max_lower_bound = -np.inf
+        best = None
+        for init in range(n_init):
+            self._print_verbose_msg_init_beg(init)
+            if do_init:
+                params = self._initial_parameters(X, random_state, user_init, n_threads)
+                lower_bound = -np.inf
+            else:
+                params = self._get_parameters()
+                lower_bound = self.lower_bound_
+            current_lower_bounds = []
+            if self.max_iter == 0:
+                best = (params, 0, [], False)
+                continue
+            converged = False
+            with threadpool_limits(limits=1, user_api="blas"):
+                for n_iter in range(1, self.max_iter + 1):
+                    prev_lower_bound = lower_bound
+                    params, lower_bound = self._em_iteration(X, params, workspace, n_threads)
+                    current_lower_bounds.append(lower_bound)
+                    change = lower_bound - prev_lower_bound
+                    self._print_verbose_msg_iter_end(n_iter, change)
+                    if abs(change) < self.tol:
+                        converged = True
+                        break
+            self._print_verbose_msg_init_end(lower_bound, converged)
+            if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
+                max_lower_bound = lower_bound
+                best = (params, n_iter, current_lower_bounds, converged)
+
+        params, n_iter, lower_bounds, converged = best
+        if not converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+        labels = np.empty(n_samples, dtype=np.int64)
+        _estimate(X, params, self.covariance_type, n_threads, labels=labels)
+
+        self._set_parameters(params)
+        self.converged_ = converged
+        self.n_iter_ = n_iter
+        self.lower_bound_ = max_lower_bound
+        self.lower_bounds_ = lower_bounds
+        return labels
+
+    def _check_user_init(self, n_features):
+        """Validated copies of weights_init, means_init and precisions_init."""
+        K = self.n_components
+        weights = None if self.weights_init is None else _check_weights(self.weights_init, K)
+        means = None if self.means_init is None else _check_means(self.means_init, K, n_features)
+        precisions = (
+            None
+            if self.precisions_init is None
+            else _check_precisions(self.precisions_init, self.covariance_type, K, n_features)
+        )
+        return weights, means, precisions
+
+    def _initial_parameters(self, X, random_state, user_init, n_threads):
+        weights_init, means_init, precisions_init = user_init
+        dtype = X.dtype
+        weights = means = covariances = None
+        if weights_init is None or means_init is None or precisions_init is None:
+            stats, center = initial_statistics(
+                X, self.init_params, self.n_components, random_state,
+                self.covariance_type, n_threads,
+            )
+            centers = np.broadcast_to(center.astype(np.float64), (self.n_components, X.shape[1]))
+            nk, means, covariances = P.gaussian_parameters(
+                stats, centers, center.astype(np.float64), self.covariance_type,
+                self.reg_covar, dtype,
+            )
+            weights = nk / X.shape[0]
+        if weights_init is not None:
+            weights = weights_init
+        if means_init is not None:
+            means = means_init
+        if precisions_init is None:
+            precisions_cholesky = P.compute_precision_cholesky(
+                covariances, self.covariance_type, dtype
+            )
+        else:
+            precisions_cholesky = P.precision_cholesky_from_precisions(
+                precisions_init, self.covariance_type
+            )
+            covariances = P.covariances_from_precisions(
+                np.asarray(precisions_init, dtype=np.float64), self.covariance_type
+            )
+        return _cast_params((weights, means, covariances, precisions_cholesky), dtype)
+
+    def _em_iteration(self, X, params, workspace, n_threads):
+        """One fused E+M pass: returns the new parameters and the mean log-likelihood
+        of X under the parameters it was given (scikit-learn's lower bound)."""
+        weights, means, _, precisions_cholesky = params
+        dtype = X.dtype
+        kernel = P.KernelParams(weights, means, precisions_cholesky, self.covariance_type, dtype)
+        stats = workspace.stats
+        stats.fill(0.0)
+        em_pass(
+            X, workspace.no_weights, *kernel.args(),
+            workspace.no_resp, kernel.code, stats, n_threads,
+        )
+        total = stats.sum(axis=0)
+        lower_bound = total[0] / X.shape[0]
+        tied_center = kernel.tied_center.astype(np.float64)
+        nk, new_means, covariances = P.gaussian_parameters(
+            total, kernel.means.astype(np.float64), tied_center, self.covariance_type,
+            self.reg_covar, dtype,
+        )
+        new_weights = nk / nk.sum()
+        precisions_cholesky = P.compute_precision_cholesky(
+            covariances, self.covariance_type, dtype
+        )
+        return _cast_params((new_weights, new_means, covariances, precisions_cholesky), dtype), float(lower_bound)
+
+    def _get_parameters(self):
+        return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    def _set_parameters(self, params):
+        self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = params
+        self.precisions_ = P.precisions_from_cholesky(
+            self.precisions_cholesky_, self.covariance_type
+        ).astype(self.precisions_cholesky_.dtype, copy=False)
+
+    # ------------------------------------------------------------ inference
+
+    def _validate_for_inference(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        dtype = np.result_type(X.dtype, self.means_.dtype)
+        return np.ascontiguousarray(X, dtype=dtype)
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the model.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        X = self._validate_for_inference(X)
+        log_prob = np.empty(X.shape[0], dtype=X.dtype)
+        _estimate(X, self._get_parameters(), self.covariance_type,
+                  openmp_effective_n_threads(), log_prob=log_prob)
+        return log_prob
+
+    def score(self, X, y=None):
+        """Per-sample average log-likelihood of X under the model."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X):
+        """Most probable component of each sample.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        X = self._validate_for_inference(X)
+        labels = np.empty(X.shape[0], dtype=np.int64)
+        _estimate(X, self._get_parameters(), self.covariance_type,
+                  openmp_effective_n_threads(), labels=labels)
+        return labels
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+        """
+        X = self._validate_for_inference(X)
+        resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        _estimate(X, self._get_parameters(), self.covariance_type,
+                  openmp_effective_n_threads(), resp=resp)
+        return resp
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture (the same draws as scikit-learn).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                "Invalid value for 'n_samples': %d . The sampling requires at "
+                "least one sample." % (self.n_components)
+            )
+        _, n_features = self.means_.shape
+        rng = check_random_state(self.random_state)
+        n_samples_comp = rng.multinomial(n_samples, self.weights_)
+        if self.covariance_type == "full":
+            X = np.vstack(
+                [
+                    rng.multivariate_normal(mean, covariance, int(sample))
+                    for (mean, covariance, sample) in zip(
+                        self.means_, self.covariances_, n_samples_comp
+                    )
+                ]
+            )
+        elif self.covariance_type == "tied":
+            X = np.vstack(
+                [
+                    rng.multivariate_normal(mean, self.covariances_, int(sample))
+                    for (mean, sample) in zip(self.means_, n_samples_comp)
+                ]
+            )
+        else:
+            X = np.vstack(
+                [
+                    mean + rng.standard_normal(size=(sample, n_features)) * np.sqrt(covariance)
+                    for (mean, covariance, sample) in zip(
+                        self.means_, self.covariances_, n_samples_comp
+                    )
+                ]
+            )
+        y = np.concatenate(
+            [np.full(sample, j, dtype=np.int64) for j, sample in enumerate(n_samples_comp)]
+        )
+        return np.asarray(X, dtype=np.float64), y
+
+    def _n_parameters(self):
+        return P.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on X (lower is better)."""
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+
+    def aic(self, X):
+        """Akaike information criterion of the model on X (lower is better)."""
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    # ---------------------------------------------------------------- verbose
+
+    def _print_verbose_msg_init_beg(self, n_init):
+        if self.verbose == 1:
+            print("Initialization %d" % n_init)
+        elif self.verbose >= 2:
+            print("Initialization %d" % n_init)
+            self._init_prev_time = time()
+            self._iter_prev_time = self._init_prev_time
+
+    def _print_verbose_msg_iter_end(self, n_iter, diff_ll):
+        if n_iter % self.verbose_interval == 0:
+            if self.verbose == 1:
+                print("  Iteration %d" % n_iter)
+            elif self.verbose >= 2:
+                cur_time = time()
+                print(
+                    "  Iteration %d\t time lapse %.5fs\t ll change %.5f"
+                    % (n_iter, cur_time - self._iter_prev_time, diff_ll)
+                )
+                self._iter_prev_time = cur_time
+
+    def _print_verbose_msg_init_end(self, lb, init_has_converged):
+        converged_msg = "converged" if init_has_converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {converged_msg}.")
+        elif self.verbose >= 2:
+            t = time() - self._init_prev_time
+            print(
+                f"Initialization {converged_msg}. time lapse {t:.5f}s\t lower bound"
+                f" {lb:.5f}."
+            )
+
+
+class _Workspace:
+    """Buffers allocated once per fit and reused by every iteration."""
+
+    def __init__(self, X, covariance_type, n_components):
+        n_samples, n_features = X.shape
+        n_slots = P.n_slots_for(n_samples, covariance_type, n_components, n_features)
+        size = stat_size(P.KERNEL_COV_CODE[covariance_type], n_components, n_features)
+        self.stats = np.zeros((n_slots, size))
+        self.no_weights = np.empty(0, dtype=np.float64)
+        self.no_resp = np.empty((0, n_components), dtype=X.dtype)
+
+
+def _cast_params(params, dtype):
+    return tuple(np.asarray(p, dtype=dtype) for p in params)
+
+
+def _estimate(X, params, covariance_type, n_threads, labels=None, log_prob=None, resp=None):
+    """Run the chunked E-step kernel on X, filling whichever outputs are given."""
+    weights, means, _, precisions_cholesky = params
+    dtype = X.dtype
+    kernel = P.KernelParams(weights, means, precisions_cholesky, covariance_type, dtype)
+    n_components = means.shape[0]
+    estimate(
+        X, *kernel.args(), kernel.code,
+        labels if labels is not None else np.empty(0, dtype=np.int64),
+        log_prob if log_prob is not None else np.empty(0, dtype=dtype),
+        resp if resp is not None else np.empty((0, n_components), dtype=dtype),
+        n_threads,
+    )

@@ -1,0 +1,118 @@
+"""Initial responsibilities: kmeans, k-means++, random and random_from_data.
+
+Each method draws exactly what scikit-learn's `_initialize_parameters`
+draws from the same RandomState, in the same order, so that a fit with a
+given random_state starts where scikit-learn's starts. Where scikit-learn
+builds an N x K responsibility matrix, we feed the same responsibilities to
+the native pass block by block, so the initialisation never holds N x K.
+"""
+
+import numpy as np
+from sklearn.cluster import KMeans, kmeans_plusplus
+
+from fastgmm._kernels._suffstats import em_pass, stat_size
+from fastgmm._parameters import KERNEL_COV_CODE, n_slots_for
+
+# Rows of responsibilities materialised at a time (about 8 MB at K = 64).
+RESP_BLOCK_ELEMENTS = 2**20
+
+
+def _block_rows(n_components):
+    return max(256, RESP_BLOCK_ELEMENTS // n_components)
+
+
+def _stats_of_given_resp(X, resp_blocks, covariance_type, center, n_threads):
+    """Sum the sufficient statistics of (rows, responsibilities) blocks.
+
+    `resp_blocks` yields (start, stop, resp) with resp of shape
+    (stop - start, K) in X's dtype; statistics are shifted by `center`.
+    """
+    code = KERNEL_COV_CODE[covariance_type]
+    dtype = X.dtype
+    total = None
+    empty_weights = np.empty(0, dtype=np.float64)
+    for start, stop, resp in resp_blocks:
+        n_components = resp.shape[1]
+        rows = X[start:stop]
+        centers = np.ascontiguousarray(np.broadcast_to(center, (n_components, X.shape[1])))
+        tied_center = center if covariance_type == "tied" else np.empty(0, dtype=dtype)
+        tied_proj = centers if covariance_type == "tied" else np.empty((0, 0), dtype=dtype)
+        size = stat_size(code, n_components, X.shape[1])
+        stats = np.zeros(
+            (n_slots_for(rows.shape[0], covariance_type, n_components, X.shape[1]), size)
+        )
+        em_pass(
+            rows, empty_weights, centers, np.empty(1, dtype=dtype), tied_center,
+            tied_proj, np.zeros(n_components), np.ascontiguousarray(resp, dtype=dtype),
+            code, stats, n_threads,
+        )
+        block_total = stats.sum(axis=0)
+        total = block_total if total is None else total + block_total
+    return total
+
+
+def initial_statistics(X, init_params, n_components, random_state, covariance_type, n_threads):
+    """Sufficient statistics of scikit-learn's initial responsibilities.
+
+    Returns (stats_total, center): the statistics are shifted by `center`
+    (the column mean of X, in X's dtype) for every component.
+    """
+    n_samples = X.shape[0]
+    dtype = X.dtype
+    center = np.mean(X, axis=0, dtype=np.float64).astype(dtype)
+    block = _block_rows(n_components)
+
+    if init_params == "kmeans":
+        labels = (
+            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            .fit(X)
+            .labels_
+        )
+        blocks = _one_hot_blocks(labels, n_components, block, dtype)
+        return _stats_of_given_resp(X, blocks, covariance_type, center, n_threads), center
+
+    if init_params == "random":
+        # RandomState.uniform fills row-major from one stream, so drawing it
+        # block by block yields the same numbers as one (N, K) draw.
+        def blocks():
+            for start in range(0, n_samples, block):
+                stop = min(start + block, n_samples)
+                resp = np.asarray(
+                    random_state.uniform(size=(stop - start, n_components)), dtype=dtype
+                )
+                resp /= resp.sum(axis=1)[:, np.newaxis]
+                yield start, stop, resp
+
+        return _stats_of_given_resp(X, blocks(), covariance_type, center, n_threads), center
+
+    if init_params == "random_from_data":
+        indices = random_state.choice(n_samples, size=n_components, replace=False)
+    else:  # "k-means++"
+        _, indices = kmeans_plusplus(X, n_components, random_state=random_state)
+    if covariance_type == "tied":
+        # scikit-learn's tied covariance takes X^T X over every row, whatever
+        # the responsibilities: pass all rows, one-hot on the chosen ones.
+        # Rows with no responsibility make that formula depend on the
+        # origin, so these statistics are taken about 0, as scikit-learn's.
+        center = np.zeros_like(center)
+        labels = np.full(n_samples, -1, dtype=np.intp)
+        labels[indices] = np.arange(n_components)
+        blocks = _one_hot_blocks(labels, n_components, block, dtype)
+        return _stats_of_given_resp(X, blocks, covariance_type, center, n_threads), center
+    # One-hot responsibilities on K rows: only those rows contribute.
+    rows = np.ascontiguousarray(X[indices])
+    resp = np.eye(n_components, dtype=dtype)
+    stats = _stats_of_given_resp(rows, [(0, n_components, resp)], covariance_type, center, n_threads)
+    return stats, center
+
+
+def _one_hot_blocks(labels, n_components, block, dtype):
+    """(start, stop, resp) blocks with resp[i, labels[i]] = 1 (no 1 where the label is -1)."""
+    n_samples = labels.shape[0]
+    for start in range(0, n_samples, block):
+        stop = min(start + block, n_samples)
+        resp = np.zeros((stop - start, n_components), dtype=dtype)
+        part = labels[start:stop]
+        rows = np.flatnonzero(part >= 0)
+        resp[rows, part[rows]] = 1
+        yield start, stop, resp

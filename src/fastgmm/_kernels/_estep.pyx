@@ -1,0 +1,88 @@
+"""Chunked E-step outputs for a fitted model: labels, log p(x) and responsibilities.
+
+predict, score_samples and predict_proba call this once; it allocates
+nothing of size N x K beyond the output the caller asked for.
+"""
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport malloc, free
+
+from fastgmm._kernels._chunk cimport CHUNK_SIZE, weighted_log_prob, log_normalize_rows
+
+
+def estimate(
+    const floating[:, ::1] X,               # IN  n_samples x D
+    const floating[:, ::1] means,           # IN  K x D
+    const floating[::1] prec,               # IN  precision factors, flattened
+    const floating[::1] tied_center,        # IN  D for 'tied', else empty
+    const floating[:, ::1] tied_proj,       # IN  K x D for 'tied', else empty
+    const double[::1] log_const,            # IN  K
+    int cov_type,
+    long long[::1] out_labels,              # OUT n_samples argmax_k, or empty
+    floating[::1] out_log_prob,             # OUT n_samples log p(x_i), or empty
+    floating[:, ::1] out_resp,              # OUT n_samples x K responsibilities, or empty
+    int n_threads,
+):
+    """Fill whichever of the three outputs is non-empty."""
+    cdef Py_ssize_t n_samples = X.shape[0]
+    cdef int D = <int> X.shape[1]
+    cdef int K = <int> means.shape[0]
+    cdef Py_ssize_t n_chunks = (n_samples + CHUNK_SIZE - 1) // CHUNK_SIZE
+    cdef bint want_labels = out_labels.shape[0] > 0
+    cdef bint want_log_prob = out_log_prob.shape[0] > 0
+    cdef bint want_resp = out_resp.shape[0] > 0
+    cdef Py_ssize_t chunk, start
+    cdef int n_rows, i, k, best
+    cdef double best_value
+    cdef floating *buf1
+    cdef floating *buf2
+    cdef double *wlp
+    cdef double *lse
+    cdef const floating *tied_center_ptr = NULL
+    cdef const floating *tied_proj_ptr = NULL
+
+    if n_samples == 0:
+        return
+    if tied_center.shape[0] > 0:
+        tied_center_ptr = &tied_center[0]
+        tied_proj_ptr = &tied_proj[0, 0]
+    n_threads = <int> max(1, min(<Py_ssize_t> n_threads, n_chunks))
+
+    with nogil, parallel(num_threads=n_threads):
+        buf1 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
+        buf2 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
+        wlp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
+        lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
+
+        for chunk in prange(n_chunks, schedule='static'):
+            start = chunk * CHUNK_SIZE
+            n_rows = <int> min(<Py_ssize_t> CHUNK_SIZE, n_samples - start)
+            weighted_log_prob(
+                cov_type, &X[start, 0], n_rows, D, K, &means[0, 0], &prec[0],
+                tied_center_ptr, tied_proj_ptr, &log_const[0], buf1, buf2, wlp,
+            )
+            if want_labels:
+                # The first maximum wins, as numpy's argmax does.
+                for i in range(n_rows):
+                    best = 0
+                    best_value = wlp[i * K]
+                    for k in range(1, K):
+                        if wlp[i * K + k] > best_value:
+                            best_value = wlp[i * K + k]
+                            best = k
+                    out_labels[start + i] = best
+            if want_log_prob or want_resp:
+                log_normalize_rows(n_rows, K, wlp, lse)
+                if want_log_prob:
+                    for i in range(n_rows):
+                        out_log_prob[start + i] = <floating> lse[i]
+                if want_resp:
+                    for i in range(n_rows):
+                        for k in range(K):
+                            out_resp[start + i, k] = <floating> wlp[i * K + k]
+
+        free(buf1)
+        free(buf2)
+        free(wlp)
+        free(lse)

@@ -1,0 +1,237 @@
+"""The fused EM pass: one sweep over X per iteration.
+
+For every fixed-size chunk of rows: weighted log-densities under the current
+parameters, log-sum-exp, responsibilities (times the sample weights), then,
+still on the chunk, the sufficient statistics of the M-step:
+
+    ll      = sum_i w_i log p(x_i)
+    N_k     = sum_i r_ik
+    S1_k    = sum_i r_ik (x_i - c_k)
+    S2_k    = sum_i r_ik (x_i - c_k)(x_i - c_k)^T     (full; diag keeps the diagonal)
+    S2      = sum_i w_i (x_i - g)(x_i - g)^T           (tied: one matrix)
+
+c_k are the means the responsibilities were computed with, and g the tied
+centre. The shifted sums keep the covariance free of the E[xx^T] - mu mu^T
+cancellation. No N x K or N x D array is ever formed.
+
+Determinism: the chunks are split into `n_slots` contiguous runs, a number
+fixed by the problem size and never by the thread count; each run is summed
+in order by one thread into its own row of `stats`, and the caller adds the
+rows in order. The result is bitwise the same on 1, 2 or 64 threads.
+"""
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport sqrt
+from libc.stdlib cimport malloc, free
+
+from fastgmm._kernels._blas cimport syrk_lower_tn
+from fastgmm._kernels._chunk cimport (
+    CHUNK_SIZE, SMALL_D, COV_FULL, COV_TIED, COV_DIAG,
+    weighted_log_prob, log_normalize_rows,
+)
+
+CHUNK_ROWS = CHUNK_SIZE
+
+
+cdef void _accumulate_chunk(
+    int cov_type,
+    const floating *X,          # IN  n_rows x D
+    int n_rows,
+    int D,
+    int K,
+    const double *weights,      # IN  n_rows sample weights, or NULL for ones
+    const floating *means,      # IN  K x D: the shift centres c_k
+    const floating *tied_center,  # IN D (tied only)
+    double *resp,               # INOUT n_rows x K: responsibilities (scaled by weights here)
+    floating *buf1,             # SCRATCH n_rows x D
+    floating *s2_partial,       # SCRATCH D x D (float32 partial products)
+    double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
+) noexcept nogil:
+    cdef int i, j, a, b, k
+    cdef double r, d, w
+    cdef double *n_k = stat + 1
+    cdef double *s1 = n_k + K
+    cdef double *s2 = s1 + K * D
+    cdef double *s2_k
+    cdef const floating *mu
+    cdef const floating *x
+
+    if weights != NULL:
+        for i in range(n_rows):
+            for k in range(K):
+                resp[i * K + k] *= weights[i]
+
+    for i in range(n_rows):
+        for k in range(K):
+            n_k[k] += resp[i * K + k]
+
+    if cov_type == COV_FULL:
+        for k in range(K):
+            mu = means + k * D
+            s2_k = s2 + k * D * D
+            if D <= SMALL_D:
+                for i in range(n_rows):
+                    r = resp[i * K + k]
+                    if r == 0.0:
+                        continue
+                    x = X + i * D
+                    for a in range(D):
+                        d = <double> x[a] - mu[a]
+                        s1[k * D + a] += r * d
+                        for b in range(a + 1):
+                            s2_k[a * D + b] += r * d * (<double> x[b] - mu[b])
+            else:
+                for i in range(n_rows):
+                    r = resp[i * K + k]
+                    w = sqrt(r)
+                    for j in range(D):
+                        d = <double> X[i * D + j] - mu[j]
+                        s1[k * D + j] += r * d
+                        buf1[i * D + j] = <floating> (w * d)
+                if floating is double:
+                    syrk_lower_tn(n_rows, D, buf1, 1.0, s2_k)
+                else:
+                    syrk_lower_tn(n_rows, D, buf1, 0.0, s2_partial)
+                    for a in range(D):
+                        for b in range(a + 1):
+                            s2_k[a * D + b] += s2_partial[a * D + b]
+    elif cov_type == COV_TIED:
+        for i in range(n_rows):
+            x = X + i * D
+            for k in range(K):
+                r = resp[i * K + k]
+                for j in range(D):
+                    s1[k * D + j] += r * (<double> x[j] - means[k * D + j])
+        if D <= SMALL_D:
+            for i in range(n_rows):
+                w = 1.0 if weights == NULL else weights[i]
+                x = X + i * D
+                for a in range(D):
+                    d = <double> x[a] - tied_center[a]
+                    for b in range(a + 1):
+                        s2[a * D + b] += w * d * (<double> x[b] - tied_center[b])
+        else:
+            for i in range(n_rows):
+                w = 1.0 if weights == NULL else sqrt(weights[i])
+                for j in range(D):
+                    buf1[i * D + j] = <floating> (w * (<double> X[i * D + j] - tied_center[j]))
+            if floating is double:
+                syrk_lower_tn(n_rows, D, buf1, 1.0, s2)
+            else:
+                syrk_lower_tn(n_rows, D, buf1, 0.0, s2_partial)
+                for a in range(D):
+                    for b in range(a + 1):
+                        s2[a * D + b] += s2_partial[a * D + b]
+    else:
+        for i in range(n_rows):
+            x = X + i * D
+            for k in range(K):
+                r = resp[i * K + k]
+                if r == 0.0:
+                    continue
+                for j in range(D):
+                    d = <double> x[j] - means[k * D + j]
+                    s1[k * D + j] += r * d
+                    s2[k * D + j] += r * d * d
+
+
+def stat_size(int cov_type, int n_components, int n_features):
+    """Length of one slot's row of sufficient statistics."""
+    cdef int K = n_components, D = n_features
+    if cov_type == COV_FULL:
+        return 1 + K + K * D + K * D * D
+    if cov_type == COV_TIED:
+        return 1 + K + K * D + D * D
+    return 1 + K + 2 * K * D
+
+
+def em_pass(
+    const floating[:, ::1] X,               # IN  n_samples x D
+    const double[::1] sample_weight,        # IN  n_samples, or empty for unit weights
+    const floating[:, ::1] means,           # IN  K x D: E-step means, also the shift centres
+    const floating[::1] prec,               # IN  precision factors, flattened (see _chunk.pxd)
+    const floating[::1] tied_center,        # IN  D for 'tied', else empty
+    const floating[:, ::1] tied_proj,       # IN  K x D for 'tied', else empty
+    const double[::1] log_const,            # IN  K
+    const floating[:, ::1] resp_given,      # IN  n_samples x K to skip the E-step, else empty
+    int cov_type,
+    double[:, ::1] stats,                   # OUT n_slots x stat_size, zeroed by the caller
+    int n_threads,
+):
+    """Accumulate the sufficient statistics of one EM iteration into `stats`.
+
+    With `resp_given` non-empty the responsibilities are taken from it (used
+    to initialise from k-means labels or random responsibilities) and the
+    log-likelihood slot stays 0.
+    """
+    cdef Py_ssize_t n_samples = X.shape[0]
+    cdef int D = <int> X.shape[1]
+    cdef int K = <int> means.shape[0]
+    cdef int n_slots = <int> stats.shape[0]
+    cdef Py_ssize_t n_chunks = (n_samples + CHUNK_SIZE - 1) // CHUNK_SIZE
+    cdef bint has_weights = sample_weight.shape[0] > 0
+    cdef bint has_resp = resp_given.shape[0] > 0
+    cdef Py_ssize_t slot, chunk, first, last, start
+    cdef int n_rows, i, k
+    cdef floating *buf1
+    cdef floating *buf2
+    cdef floating *s2_partial
+    cdef double *resp
+    cdef double *lse
+    cdef double *stat
+    cdef double ll
+    cdef const floating *tied_center_ptr = NULL
+    cdef const floating *tied_proj_ptr = NULL
+    cdef const double *weights_ptr
+
+    if n_samples == 0:
+        return
+    if tied_center.shape[0] > 0:
+        tied_center_ptr = &tied_center[0]
+        tied_proj_ptr = &tied_proj[0, 0]
+    n_threads = max(1, min(n_threads, n_slots))
+
+    with nogil, parallel(num_threads=n_threads):
+        buf1 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
+        buf2 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
+        s2_partial = <floating *> malloc(D * D * sizeof(floating))
+        resp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
+        lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
+
+        for slot in prange(n_slots, schedule='static'):
+            stat = &stats[slot, 0]
+            first = slot * n_chunks // n_slots
+            last = (slot + 1) * n_chunks // n_slots
+            for chunk in range(first, last):
+                start = chunk * CHUNK_SIZE
+                n_rows = <int> min(<Py_ssize_t> CHUNK_SIZE, n_samples - start)
+                if has_weights:
+                    weights_ptr = &sample_weight[start]
+                else:
+                    weights_ptr = NULL
+                if has_resp:
+                    for i in range(n_rows):
+                        for k in range(K):
+                            resp[i * K + k] = resp_given[start + i, k]
+                else:
+                    weighted_log_prob(
+                        cov_type, &X[start, 0], n_rows, D, K, &means[0, 0],
+                        &prec[0], tied_center_ptr, tied_proj_ptr, &log_const[0],
+                        buf1, buf2, resp,
+                    )
+                    log_normalize_rows(n_rows, K, resp, lse)
+                    ll = 0.0
+                    for i in range(n_rows):
+                        ll = ll + (lse[i] if weights_ptr == NULL else weights_ptr[i] * lse[i])
+                    stat[0] = stat[0] + ll
+                _accumulate_chunk(
+                    cov_type, &X[start, 0], n_rows, D, K, weights_ptr,
+                    &means[0, 0], tied_center_ptr, resp, buf1, s2_partial, stat,
+                )
+
+        free(buf1)
+        free(buf2)
+        free(s2_partial)
+        free(resp)
+        free(lse)

@@ -1,0 +1,236 @@
+"""Parameters of a Gaussian mixture: the M-step from sufficient statistics,
+precision Cholesky factors, log-determinants and parameter counts.
+
+All of this is O(K x D^2) (O(K x D^3) for the factorisations) and runs in
+numpy/scipy in float64; only the hot O(N) pass is native. The formulas
+reproduce scikit-learn's `_estimate_gaussian_parameters` and
+`_compute_precision_cholesky` term by term, with the covariances formed
+from sums shifted by the previous means instead of raw second moments.
+"""
+
+import math
+
+import numpy as np
+from scipy import linalg
+
+from fastgmm._kernels._suffstats import CHUNK_ROWS, stat_size
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+# Codes understood by the kernels; 'spherical' runs as 'diag' with the same
+# precision repeated over the features.
+KERNEL_COV_CODE = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
+
+# Slots of sufficient statistics: every slot is summed by one thread over a
+# fixed run of chunks and the slots are added in order, so the number of
+# slots (never the number of threads) fixes the rounding. At least
+# MIN_SLOTS, to feed 16 cores; more, up to MAX_SLOTS, while they fit in
+# SLOT_BUDGET_BYTES, to balance the load.
+MIN_SLOTS = 16
+MAX_SLOTS = 64
+SLOT_BUDGET_BYTES = 32 * 2**20
+
+ESTIMATE_PRECISION_ERROR = (
+    "Fitting the mixture model failed because some components have "
+    "ill-defined empirical covariance (for instance caused by singleton "
+    "or collapsed samples). Try to decrease the number of components, "
+    "increase reg_covar, or scale the input data."
+)
+
+
+class CollapsedComponentError(ValueError):
+    """A component's covariance is no longer positive definite."""
+
+
+def n_slots_for(n_samples, covariance_type, n_components, n_features):
+    """Number of statistic slots for a pass over `n_samples` rows."""
+    n_chunks = max(1, -(-n_samples // CHUNK_ROWS))
+    row_bytes = 8 * stat_size(KERNEL_COV_CODE[covariance_type], n_components, n_features)
+    by_budget = max(MIN_SLOTS, SLOT_BUDGET_BYTES // row_bytes)
+    return int(max(1, min(n_chunks, MAX_SLOTS, by_budget)))
+
+
+def split_stats(total, covariance_type, n_components, n_features):
+    """View a summed statistics row as (log-likelihood, N_k, S1, S2)."""
+    K, D = n_components, n_features
+    ll = total[0]
+    nk = total[1 : 1 + K]
+    s1 = total[1 + K : 1 + K + K * D].reshape(K, D)
+    rest = total[1 + K + K * D :]
+    if covariance_type == "full":
+        s2 = _symmetrize_lower(rest.reshape(K, D, D))
+    elif covariance_type == "tied":
+        s2 = _symmetrize_lower(rest.reshape(D, D))
+    else:
+        s2 = rest.reshape(K, D)
+    return ll, nk, s1, s2
+
+
+def _symmetrize_lower(a):
+    """The kernels fill the lower triangle only (BLAS syrk); mirror it."""
+    lower = np.tril(a)
+    return lower + np.swapaxes(np.tril(a, -1), -1, -2)
+
+
+def gaussian_parameters(stats_total, centers, tied_center, covariance_type, reg_covar, dtype):
+    """M-step: (nk, means, covariances) from summed sufficient statistics.
+
+    `centers` (K x D) are the means the statistics were shifted by and
+    `tied_center` (D,) the centre of the tied second moment. `dtype` is the
+    data's: scikit-learn adds 10 * eps of it to every N_k.
+    """
+    n_components, n_features = centers.shape
+    _, nk_raw, s1, s2 = split_stats(stats_total, covariance_type, n_components, n_features)
+    nk = nk_raw + 10 * np.finfo(dtype).eps
+    means = (nk_raw[:, None] * centers + s1) / nk[:, None]
+    # sum_i r_ik (x_i - m_k)(x_i - m_k)^T from sums about c_k, with d = m_k - c_k:
+    # S2 - S1 d^T - d S1^T + N d d^T.
+    shift = means - centers
+    if covariance_type == "full":
+        cross = s1[:, :, None] * shift[:, None, :]
+        scatter = (
+            s2
+            - cross
+            - np.swapaxes(cross, 1, 2)
+            + nk_raw[:, None, None] * shift[:, :, None] * shift[:, None, :]
+        )
+        covariances = scatter / nk[:, None, None]
+        covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+    elif covariance_type == "tied":
+        offset = means - tied_center
+        covariances = (s2 - (nk[:, None] * offset).T @ offset) / nk.sum()
+        covariances.flat[:: n_features + 1] += reg_covar
+    else:
+        covariances = (s2 - 2.0 * shift * s1 + nk_raw[:, None] * shift**2) / nk[:, None]
+        covariances += reg_covar
+        if covariance_type == "spherical":
+            covariances = covariances.mean(axis=1)
+    return nk, means, covariances
+
+
+def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
+    """Upper-triangular factors U with U U^T = inverse covariance, as scikit-learn."""
+    message = ESTIMATE_PRECISION_ERROR
+    if np.dtype(dtype) == np.float32:
+        message += (
+            " The numerical accuracy can also be improved by passing float64"
+            " data instead of float32."
+        )
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        stack = covariances if covariance_type == "full" else covariances[None]
+        n_features = stack.shape[-1]
+        identity = np.eye(n_features)
+        factors = np.empty_like(stack)
+        for k, covariance in enumerate(stack):
+            try:
+                cov_chol = linalg.cholesky(covariance, lower=True)
+            except linalg.LinAlgError:
+                raise CollapsedComponentError(message) from None
+            factors[k] = linalg.solve_triangular(cov_chol, identity, lower=True).T
+        return factors if covariance_type == "full" else factors[0]
+    if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
+        raise CollapsedComponentError(message)
+    return 1.0 / np.sqrt(covariances)
+
+
+def precision_cholesky_from_precisions(precisions, covariance_type):
+    """Factors of user-given precisions: U = J chol(J P J) J, upper-triangular."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if covariance_type == "full":
+        return np.stack([_flip_cholesky(p) for p in precisions])
+    if covariance_type == "tied":
+        return _flip_cholesky(precisions)
+    return np.sqrt(precisions)
+
+
+def _flip_cholesky(precision):
+    flipped = precision[::-1, ::-1]
+    return linalg.cholesky(flipped, lower=True)[::-1, ::-1]
+
+
+def precisions_from_cholesky(precisions_cholesky, covariance_type):
+    if covariance_type == "full":
+        return precisions_cholesky @ np.swapaxes(precisions_cholesky, 1, 2)
+    if covariance_type == "tied":
+        return precisions_cholesky @ precisions_cholesky.T
+    return precisions_cholesky**2
+
+
+def covariances_from_precisions(precisions, covariance_type):
+    if covariance_type in ("full", "tied"):
+        return np.linalg.inv(precisions)
+    return 1.0 / precisions
+
+
+def log_det_cholesky(precisions_cholesky, covariance_type, n_features):
+    """log det of the precision factors, one value per component (or a scalar for tied)."""
+    chol = np.asarray(precisions_cholesky, dtype=np.float64)
+    if covariance_type == "full":
+        return np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(chol)).sum()
+    if covariance_type == "diag":
+        return np.log(chol).sum(axis=1)
+    return n_features * np.log(chol)
+
+
+def n_parameters(covariance_type, n_components, n_features):
+    """Free parameters of the model, as scikit-learn counts them."""
+    if covariance_type == "full":
+        cov_params = n_components * n_features * (n_features + 1) / 2.0
+    elif covariance_type == "diag":
+        cov_params = n_components * n_features
+    elif covariance_type == "tied":
+        cov_params = n_features * (n_features + 1) / 2.0
+    else:
+        cov_params = n_components
+    mean_params = n_features * n_components
+    return int(cov_params + mean_params + n_components - 1)
+
+
+class KernelParams:
+    """Parameters laid out for the native kernels, in the data's dtype.
+
+    means      K x D
+    prec       flattened: full K x D x D factors, tied D x D factor,
+               diag/spherical K x D precisions
+    tied_center, tied_proj   D and K x D for 'tied' (empty otherwise)
+    log_const  K, float64: log w_k + log det U_k - D/2 log(2 pi)
+    """
+
+    __slots__ = ("means", "prec", "tied_center", "tied_proj", "log_const", "code")
+
+    def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype):
+        means64 = np.asarray(means, dtype=np.float64)
+        chol64 = np.asarray(precisions_cholesky, dtype=np.float64)
+        n_components, n_features = means64.shape
+        self.code = KERNEL_COV_CODE[covariance_type]
+        self.means = np.ascontiguousarray(means64, dtype=dtype)
+        if covariance_type in ("full", "tied"):
+            prec = chol64
+        elif covariance_type == "diag":
+            prec = chol64**2
+        else:
+            prec = np.repeat((chol64**2)[:, None], n_features, axis=1)
+        self.prec = np.ascontiguousarray(prec, dtype=dtype).ravel()
+        if covariance_type == "tied":
+            w = np.asarray(weights, dtype=np.float64)
+            center = (w / w.sum()) @ means64
+            self.tied_center = center.astype(dtype)
+            centered = self.means.astype(np.float64) - self.tied_center.astype(np.float64)
+            self.tied_proj = np.ascontiguousarray(centered @ chol64, dtype=dtype)
+        else:
+            self.tied_center = np.empty(0, dtype=dtype)
+            self.tied_proj = np.empty((0, 0), dtype=dtype)
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(np.asarray(weights, dtype=np.float64))
+        self.log_const = np.ascontiguousarray(
+            log_weights
+            + log_det_cholesky(chol64, covariance_type, n_features)
+            - 0.5 * n_features * math.log(2 * math.pi),
+            dtype=np.float64,
+        )
+
+    def args(self):
+        return (self.means, self.prec, self.tied_center, self.tied_proj, self.log_const)
