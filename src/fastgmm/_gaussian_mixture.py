@@ -18,13 +18,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
 from fastgmm import _parameters as P
 from fastgmm._initialization import initial_statistics
 from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import em_pass, stat_size
+from fastgmm._threads import blas_single_threaded
 
 _PRECISION_SHAPES = {
     "full": lambda K, D: (K, D, D),
@@ -264,6 +264,31 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_threads = openmp_effective_n_threads()
         workspace = _Workspace(X, self.covariance_type, self.n_components)
 
+        with blas_single_threaded(self.covariance_type, n_features):
+            best, max_lower_bound = self._fit_inits(
+                X, n_init, do_init, random_state, user_init, workspace, n_threads
+            )
+            params, n_iter, lower_bounds, converged = best
+            labels = np.empty(n_samples, dtype=np.int64)
+            _estimate(X, params, self.covariance_type, n_threads, labels=labels)
+        if not converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
+                ConvergenceWarning,
+            )
+
+        self._set_parameters(params)
+        self.converged_ = converged
+        self.n_iter_ = n_iter
+        self.lower_bound_ = max_lower_bound
+        self.lower_bounds_ = lower_bounds
+        return labels
+
+    def _fit_inits(self, X, n_init, do_init, random_state, user_init, workspace, n_threads):
+        """scikit-learn's n_init loop; returns the best (params, n_iter,
+        lower_bounds, converged) and its lower bound."""
         max_lower_bound = -np.inf
         best = None
         for init in range(n_init):
@@ -279,38 +304,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 best = (params, 0, [], False)
                 continue
             converged = False
-            with threadpool_limits(limits=1, user_api="blas"):
-                for n_iter in range(1, self.max_iter + 1):
-                    prev_lower_bound = lower_bound
-                    params, lower_bound = self._em_iteration(X, params, workspace, n_threads)
-                    current_lower_bounds.append(lower_bound)
-                    change = lower_bound - prev_lower_bound
-                    self._print_verbose_msg_iter_end(n_iter, change)
-                    if abs(change) < self.tol:
-                        converged = True
-                        break
+            for n_iter in range(1, self.max_iter + 1):
+                prev_lower_bound = lower_bound
+                params, lower_bound = self._em_iteration(X, params, workspace, n_threads)
+                current_lower_bounds.append(lower_bound)
+                change = lower_bound - prev_lower_bound
+                self._print_verbose_msg_iter_end(n_iter, change)
+                if abs(change) < self.tol:
+                    converged = True
+                    break
             self._print_verbose_msg_init_end(lower_bound, converged)
             if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
                 max_lower_bound = lower_bound
                 best = (params, n_iter, current_lower_bounds, converged)
-
-        params, n_iter, lower_bounds, converged = best
-        if not converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. "
-                "Try different init parameters, or increase max_iter, "
-                "tol, or check for degenerate data.",
-                ConvergenceWarning,
-            )
-        labels = np.empty(n_samples, dtype=np.int64)
-        _estimate(X, params, self.covariance_type, n_threads, labels=labels)
-
-        self._set_parameters(params)
-        self.converged_ = converged
-        self.n_iter_ = n_iter
-        self.lower_bound_ = max_lower_bound
-        self.lower_bounds_ = lower_bounds
-        return labels
+        return best, max_lower_bound
 
     def _check_user_init(self, n_features):
         """Validated copies of weights_init, means_init and precisions_init."""
@@ -556,10 +563,11 @@ def _estimate(X, params, covariance_type, n_threads, labels=None, log_prob=None,
     dtype = X.dtype
     kernel = P.KernelParams(weights, means, precisions_cholesky, covariance_type, dtype)
     n_components = means.shape[0]
-    estimate(
-        X, *kernel.args(), kernel.code,
-        labels if labels is not None else np.empty(0, dtype=np.int64),
-        log_prob if log_prob is not None else np.empty(0, dtype=dtype),
-        resp if resp is not None else np.empty((0, n_components), dtype=dtype),
-        n_threads,
-    )
+    with blas_single_threaded(covariance_type, X.shape[1]):
+        estimate(
+            X, *kernel.args(), kernel.code,
+            labels if labels is not None else np.empty(0, dtype=np.int64),
+            log_prob if log_prob is not None else np.empty(0, dtype=dtype),
+            resp if resp is not None else np.empty((0, n_components), dtype=dtype),
+            n_threads,
+        )

@@ -32,6 +32,7 @@ from fastgmm._kernels._chunk cimport (
 )
 
 CHUNK_ROWS = CHUNK_SIZE
+SMALL_FEATURES = SMALL_D
 
 
 cdef void _accumulate_chunk(
@@ -223,7 +224,11 @@ def em_pass(
                     log_normalize_rows(n_rows, K, resp, lse)
                     ll = 0.0
                     for i in range(n_rows):
-                        ll = ll + (lse[i] if weights_ptr == NULL else weights_ptr[i] * lse[i])
+                        if weights_ptr == NULL:
+                            ll = ll + lse[i]
+                        elif weights_ptr[i] != 0.0:
+                            # a zero weight drops the row, even one with lse = -inf
+                            ll = ll + weights_ptr[i] * lse[i]
                     stat[0] = stat[0] + ll
                 _accumulate_chunk(
                     cov_type, &X[start, 0], n_rows, D, K, weights_ptr,

@@ -1,0 +1,29 @@
+"""Keep BLAS single-threaded while the OpenMP kernels call it.
+
+The full and tied kernels call BLAS (trmm, syrk) from inside their OpenMP
+threads for more than SMALL_FEATURES features; a multithreaded BLAS would
+then start its own threads on top of ours and oversubscribe the cores
+(measured: score_samples 30x slower on 2 cores). threadpoolctl's
+`threadpool_limits` rescans the loaded libraries on every call (~10 ms),
+so one controller is created on first use and reused.
+"""
+
+from contextlib import nullcontext
+
+from threadpoolctl import ThreadpoolController
+
+from fastgmm._kernels._suffstats import SMALL_FEATURES
+
+_controller = None
+
+
+def blas_single_threaded(covariance_type, n_features):
+    """Context manager limiting BLAS to one thread where the kernels call it."""
+    global _controller
+    if covariance_type not in ("full", "tied") or n_features <= SMALL_FEATURES:
+        return nullcontext()
+    if _controller is None:
+        import scipy.linalg  # noqa: F401  (the BLAS the kernels call is loaded)
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")

@@ -1,0 +1,369 @@
+"""The native kernels (_suffstats.em_pass, _estep.estimate) against a numpy reference.
+
+The reference (tests/_reference.py) is float64 numpy written from the
+definitions. Inputs are first rounded to the data's dtype, so kernel and
+reference see the same numbers and only the kernel's internal arithmetic
+differs. An error is measured against the absolute scale of the terms of a
+sum (see _reference.py), with rtol 1e-10 for float64 and 1e-4 for float32.
+"""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+import fastgmm
+import _reference as ref
+from fastgmm._kernels._estep import estimate
+from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
+from fastgmm._kernels._suffstats import CHUNK_ROWS, em_pass
+from fastgmm._parameters import KernelParams, compute_precision_cholesky, n_slots_for
+
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+DTYPES = [np.float64, np.float32]
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+
+
+# ---------------------------------------------------------------- helpers
+#
+# The reference comparisons run the kernels on one thread (this machine is
+# small and shared; thread wake-ups dominate tiny calls); the determinism
+# tests below show 1, 2 and 3 threads give bitwise the same results.
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_threaded_blas():
+    # As during fit: OpenBLAS threads spawned from inside the OpenMP kernels
+    # oversubscribe this machine and make the D > 8 cases many times slower.
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+def random_params(rng, covariance_type, n_components, n_features, dtype):
+    """(weights, means, precisions_cholesky) from random SPD covariances, rounded to dtype."""
+    K, D = n_components, n_features
+    weights = rng.dirichlet(np.full(K, 2.0))
+    means = rng.normal(scale=3.0, size=(K, D))
+    if covariance_type in ("full", "tied"):
+        n = K if covariance_type == "full" else 1
+        A = rng.normal(size=(n, D, D))
+        cov = A @ np.swapaxes(A, 1, 2) / D + 0.3 * np.eye(D)
+        cov = cov if covariance_type == "full" else cov[0]
+    elif covariance_type == "diag":
+        cov = rng.uniform(0.3, 3.0, size=(K, D))
+    else:
+        cov = rng.uniform(0.3, 3.0, size=K)
+    chol = compute_precision_cholesky(cov, covariance_type)
+    return tuple(np.asarray(p, dtype=dtype).astype(np.float64) for p in (weights, means, chol))
+
+
+def random_data(rng, means, n_samples, dtype):
+    labels = rng.integers(means.shape[0], size=n_samples)
+    noise = 1.5 * rng.normal(size=(n_samples, means.shape[1]))
+    return np.ascontiguousarray(means[labels] + noise, dtype=dtype)
+
+
+def expected_stat_size(covariance_type, K, D):
+    s2 = {"full": K * D * D, "tied": D * D}.get(covariance_type, K * D)
+    return 1 + K + K * D + s2
+
+
+def run_em_pass(X, params, covariance_type, sample_weight=None, resp=None, n_slots=None,
+                n_threads=1):
+    """Call em_pass as the estimator does; returns (stats array, KernelParams)."""
+    N, D = X.shape
+    K = params[1].shape[0]
+    kp = KernelParams(*params, covariance_type, X.dtype)
+    assert kp.code == ref.COV_CODE[covariance_type]
+    if n_slots is None:
+        n_slots = n_slots_for(N, covariance_type, K, D)
+    stats = np.zeros((n_slots, expected_stat_size(covariance_type, K, D)))
+    sw = np.empty(0) if sample_weight is None else np.ascontiguousarray(sample_weight, np.float64)
+    rg = np.empty((0, K), X.dtype) if resp is None else np.ascontiguousarray(resp, X.dtype)
+    em_pass(X, sw, *kp.args(), rg, kp.code, stats, n_threads)
+    return stats, kp
+
+
+def run_estimate(X, params, covariance_type, n_threads=1, want=("labels", "log_prob", "resp")):
+    N = X.shape[0]
+    K = params[1].shape[0]
+    kp = KernelParams(*params, covariance_type, X.dtype)
+    labels = np.full(N if "labels" in want else 0, -1, dtype=np.int64)
+    log_prob = np.full(N if "log_prob" in want else 0, np.nan, dtype=X.dtype)
+    resp = np.full((N if "resp" in want else 0, K), np.nan, dtype=X.dtype)
+    estimate(X, *kp.args(), kp.code, labels, log_prob, resp, n_threads)
+    return labels, log_prob, resp
+
+
+def assert_within(actual, expected, scale, rtol, what, atol=0.0):
+    """|actual - expected| <= rtol * scale + atol, elementwise."""
+    actual, expected, scale = (np.asarray(a, dtype=np.float64) for a in (actual, expected, scale))
+    assert actual.shape == expected.shape, what
+    err = np.abs(actual - expected)
+    bound = rtol * np.broadcast_to(scale, err.shape) + atol
+    bad = ~(err <= bound)  # NaN counts as bad
+    if bad.any():
+        ratio = np.where(bad, err / np.maximum(bound, 1e-300), 0.0)
+        worst = np.unravel_index(np.argmax(ratio), err.shape)
+        raise AssertionError(
+            f"{what}: {bad.sum()} of {bad.size} entries off; worst at {worst}: kernel "
+            f"{actual[worst]!r}, reference {expected[worst]!r}, bound {bound[worst]!r}"
+        )
+
+
+def check_stats(stats, kp, X, params, covariance_type, sample_weight=None, resp=None):
+    """Summed kernel stats against the reference."""
+    dtype = X.dtype.type
+    K, D = params[1].shape
+    got = ref.unpack_kernel_stats(stats.sum(axis=0), covariance_type, K, D)
+    if resp is None:
+        e = ref.e_step(X, *params, covariance_type)
+        r, lse, lse_scale = e["resp"], e["lse"], e["lse_scale"]
+    else:
+        r, lse, lse_scale = np.asarray(resp, dtype=dtype), None, None
+    tied_center = kp.tied_center if covariance_type == "tied" else None
+    val, scale = ref.suff_stats(
+        X, params[1], covariance_type, r, lse, lse_scale, sample_weight, tied_center
+    )
+    val["s2"] = ref.lower(val["s2"], covariance_type)
+    scale["s2"] = ref.lower(scale["s2"], covariance_type)
+    # Contributions whose sqrt(r_ik) (x_i - mu_k) underflow the dtype (float32
+    # full/tied S2 partial products, D > 8) may be lost: allow that much absolutely.
+    atol = np.finfo(dtype).tiny ** 0.5
+    for key in ("ll", "nk", "s1", "s2"):
+        assert_within(
+            got[key], val[key], scale[key], RTOL[dtype], f"{covariance_type}/{X.dtype}/{key}", atol
+        )
+    if resp is not None:
+        assert got["ll"] == 0.0
+
+
+# ---------------------------------------------------- the reference itself
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_reference_log_prob_matches_scipy(covariance_type):
+    # Guards the reference: its log-densities equal scipy's multivariate_normal.
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    K, D = 3, 4
+    weights, means, chol = random_params(rng, covariance_type, K, D, np.float64)
+    X = random_data(rng, means, 50, np.float64)
+    e = ref.e_step(X, weights, means, chol, covariance_type)
+    for k in range(K):
+        if covariance_type == "full":
+            prec = chol[k] @ chol[k].T
+        elif covariance_type == "tied":
+            prec = chol @ chol.T
+        elif covariance_type == "diag":
+            prec = np.diag(chol[k] ** 2)
+        else:
+            prec = np.eye(D) * chol[k] ** 2
+        expected = np.log(weights[k]) + multivariate_normal(means[k], np.linalg.inv(prec)).logpdf(X)
+        np.testing.assert_allclose(e["wlp"][:, k], expected, rtol=1e-9)
+    np.testing.assert_allclose(e["resp"].sum(axis=1), 1.0, rtol=1e-12)
+
+
+# ------------------------------------------------- em_pass vs reference
+
+SIZES = [1, CHUNK_ROWS - 1, CHUNK_ROWS, CHUNK_ROWS + 1, 1000]
+
+
+def _weights(rng, mode, N):
+    if mode == "random":
+        return rng.uniform(0.1, 3.0, size=N)
+    if mode == "zeros":
+        # Some zero weights, and the whole second chunk zero where there is one.
+        w = rng.uniform(0.1, 3.0, size=N) * (rng.random(N) < 0.5)
+        w[CHUNK_ROWS : 2 * CHUNK_ROWS] = 0.0
+        return w
+    return None
+
+
+def _resp(rng, N, K):
+    r = rng.dirichlet(np.ones(K), size=N) * (rng.random((N, K)) < 0.7)
+    r[np.arange(N), rng.integers(K, size=N)] += 0.1
+    return r / r.sum(axis=1, keepdims=True)
+
+
+# Every chunk boundary unweighted; the weighted and given-responsibility modes
+# on one row, a partial second chunk and several chunks.
+MODES_AND_SIZES = [("unweighted", n) for n in SIZES] + [
+    (mode, n)
+    for mode in ("random", "zeros", "resp", "resp+random")
+    for n in (1, CHUNK_ROWS + 1, 1000)
+]
+
+
+@pytest.mark.parametrize("mode, N", MODES_AND_SIZES)
+@pytest.mark.parametrize("K", [1, 4])
+@pytest.mark.parametrize("D", [1, 3, 12])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_em_pass_matches_reference(dtype, covariance_type, D, K, N, mode):
+    rng = np.random.default_rng([D, K, N, len(mode)])
+    params = random_params(rng, covariance_type, K, D, dtype)
+    X = random_data(rng, params[1], N, dtype)
+    sw = _weights(rng, mode.replace("resp+", ""), N)
+    resp = _resp(rng, N, K).astype(dtype) if mode.startswith("resp") else None
+    stats, kp = run_em_pass(X, params, covariance_type, sample_weight=sw, resp=resp)
+    check_stats(stats, kp, X, params, covariance_type, sample_weight=sw, resp=resp)
+
+
+@pytest.mark.parametrize("n_slots", [1, 3, 7])
+@pytest.mark.parametrize("D", [3, 12])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_em_pass_any_slot_count_covers_every_chunk(dtype, covariance_type, D, n_slots):
+    # 1000 rows are 4 chunks: 3 slots split them unevenly, 7 leave slots empty.
+    rng = np.random.default_rng(n_slots)
+    params = random_params(rng, covariance_type, 4, D, dtype)
+    X = random_data(rng, params[1], 1000, dtype)
+    sw = rng.uniform(0.1, 3.0, size=1000)
+    stats, kp = run_em_pass(X, params, covariance_type, sample_weight=sw, n_slots=n_slots)
+    check_stats(stats, kp, X, params, covariance_type, sample_weight=sw)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_em_pass_integer_weights_equal_repeated_rows(dtype, covariance_type):
+    # Reference-free: weight 2 on a row is the row given twice, weight 0 no row.
+    rng = np.random.default_rng(1)
+    params = random_params(rng, covariance_type, 3, 12, dtype)
+    X = random_data(rng, params[1], 600, dtype)
+    counts = rng.integers(0, 3, size=600)
+    weighted, _ = run_em_pass(X, params, covariance_type, sample_weight=counts.astype(float))
+    repeated, _ = run_em_pass(np.repeat(X, counts, axis=0), params, covariance_type)
+    a, b = weighted.sum(axis=0), repeated.sum(axis=0)
+    np.testing.assert_allclose(a, b, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(b).max())
+
+
+# ------------------------------------------------ estimate vs reference
+
+
+@pytest.mark.parametrize("N", SIZES)
+@pytest.mark.parametrize("K", [1, 4])
+@pytest.mark.parametrize("D", [1, 3, 12])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_estimate_matches_reference(dtype, covariance_type, D, K, N):
+    rng = np.random.default_rng([D, K, N])
+    params = random_params(rng, covariance_type, K, D, dtype)
+    X = random_data(rng, params[1], N, dtype)
+    labels, log_prob, resp = run_estimate(X, params, covariance_type)
+    assert log_prob.dtype == dtype and resp.dtype == dtype and labels.dtype == np.int64
+    e = ref.e_step(X, *params, covariance_type)
+    rtol = RTOL[dtype]
+    assert_within(log_prob, e["lse"], e["lse_scale"], rtol, "log_prob")
+    assert_within(resp, e["resp"], (1.0 + e["lse_scale"])[:, None], rtol, "resp")
+    # Each label is a maximiser of the reference's weighted log-prob, up to the tolerance.
+    assert ((labels >= 0) & (labels < K)).all()
+    chosen = e["wlp"][np.arange(N), labels]
+    assert_within(chosen, e["wlp"].max(axis=1), e["lse_scale"], rtol, "labels")
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_estimate_outputs_requested_alone_equal_requested_together(dtype, covariance_type):
+    rng = np.random.default_rng(2)
+    params = random_params(rng, covariance_type, 4, 5, dtype)
+    X = random_data(rng, params[1], 700, dtype)
+    together = run_estimate(X, params, covariance_type)
+    for i, name in enumerate(("labels", "log_prob", "resp")):
+        alone = run_estimate(X, params, covariance_type, want=(name,))
+        np.testing.assert_array_equal(alone[i], together[i])
+        assert all(alone[j].shape[0] == 0 for j in range(3) if j != i)
+
+
+# ------------------------------------------------------------ far away
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_far_away_points_stay_finite(dtype, covariance_type):
+    rng = np.random.default_rng(3)
+    K, D = 3, 12
+    means = rng.normal(size=(K, D))
+    chol = {
+        "full": np.broadcast_to(np.eye(D), (K, D, D)),
+        "tied": np.eye(D),
+        "diag": np.ones((K, D)),
+        "spherical": np.ones(K),
+    }[covariance_type]
+    params = (np.full(K, 1.0 / K), means.astype(dtype).astype(np.float64), np.array(chol))
+    X = rng.normal(size=(600, D))
+    X[::3] = 1e6
+    X[1::3, :6] = -1e6
+    X = X.astype(dtype)
+
+    labels, log_prob, resp = run_estimate(X, params, covariance_type)
+    assert np.isfinite(log_prob).all() and np.isfinite(resp).all()
+    assert (log_prob[::3] < -1e12).all()
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=10 * np.finfo(dtype).eps)
+    e = ref.e_step(X, *params, covariance_type)
+    assert_within(log_prob, e["lse"], e["lse_scale"], RTOL[dtype], "log_prob")
+
+    stats, kp = run_em_pass(X, params, covariance_type)
+    assert np.isfinite(stats).all()
+    got = ref.unpack_kernel_stats(stats.sum(axis=0), covariance_type, K, D)
+    np.testing.assert_allclose(got["nk"].sum(), 600, rtol=1e-12)
+    check_stats(stats, kp, X, params, covariance_type)
+
+
+# --------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("D", [3, 12])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_bitwise_identical_across_thread_counts(dtype, covariance_type, D, weighted):
+    rng = np.random.default_rng(4)
+    N = 40 * CHUNK_ROWS + 17
+    params = random_params(rng, covariance_type, 4, D, dtype)
+    X = random_data(rng, params[1], N, dtype)
+    sw = rng.uniform(0.1, 3.0, size=N) if weighted else None
+    assert n_slots_for(N, covariance_type, 4, D) > 3  # several slots per thread
+    stats = [run_em_pass(X, params, covariance_type, sw, n_threads=t)[0] for t in (1, 2, 3)]
+    outputs = [run_estimate(X, params, covariance_type, n_threads=t) for t in (1, 2, 3)]
+    for other in stats[1:]:
+        np.testing.assert_array_equal(other, stats[0])
+        assert np.array_equal(other.sum(axis=0), stats[0].sum(axis=0))
+    for other in outputs[1:]:
+        for a, b in zip(other, outputs[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fit_bitwise_identical_on_one_and_two_threads(dtype, covariance_type):
+    rng = np.random.default_rng(5)
+    params = random_params(rng, covariance_type, 4, 10, np.float64)
+    X = random_data(rng, params[1], 20000, dtype)
+    fits = []
+    for n in (1, 2):
+        with threadpool_limits(n, user_api="openmp"):
+            assert openmp_effective_n_threads() == n
+            gm = fastgmm.GaussianMixture(
+                4, covariance_type=covariance_type, max_iter=15, tol=0.0, random_state=0
+            )
+            with pytest.warns(ConvergenceWarning):  # tol=0: all 15 iterations run
+                gm.fit(X)
+            fits.append(gm)
+    a, b = fits
+    assert a.n_iter_ == b.n_iter_ == 15
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.covariances_, b.covariances_)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    assert a.lower_bound_ == b.lower_bound_
+
+
+def test_zero_weight_row_beyond_double_range_adds_nothing():
+    # Row 1 is so far away that its Mahalanobis distance overflows: lse = -inf
+    # (by design, see _chunk.pxd). With weight 0 it should not contribute.
+    X = np.array([[0.0], [1e200]])
+    params = (np.ones(1), np.zeros((1, 1)), np.ones((1, 1)))
+    stats, _ = run_em_pass(X, params, "diag", sample_weight=np.array([1.0, 0.0]))
+    alone, _ = run_em_pass(X[:1], params, "diag", sample_weight=np.array([1.0]))
+    np.testing.assert_array_equal(stats.sum(axis=0), alone.sum(axis=0))
