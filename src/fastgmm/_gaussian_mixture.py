@@ -22,9 +22,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from fastgmm import _parameters as P
 from fastgmm._initialization import initial_statistics
 from fastgmm._kernels._estep import estimate
-from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import em_pass, stat_size
-from fastgmm._threads import blas_single_threaded
+from fastgmm._threads import blas_single_threaded, n_threads_for
 
 _PRECISION_SHAPES = {
     "full": lambda K, D: (K, D, D),
@@ -261,8 +260,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        n_threads = openmp_effective_n_threads()
-        workspace = _Workspace(X, self.covariance_type, self.n_components)
+        n_threads = n_threads_for(n_samples)
+        n_components = self.n_components
+        if not do_init:
+            n_components = self._check_warm_start_parameters(n_features)
+        workspace = _Workspace(X, self.covariance_type, n_components)
 
         with blas_single_threaded(self.covariance_type, n_features):
             best, max_lower_bound = self._fit_inits(
@@ -319,6 +321,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 best = (params, n_iter, current_lower_bounds, converged)
         return best, max_lower_bound
 
+    def _check_warm_start_parameters(self, n_features):
+        """The fitted parameters a warm start continues from must fit X and
+        the covariance type; returns their number of components."""
+        fitted_components, fitted_features = self.means_.shape
+        if fitted_features != n_features:
+            raise ValueError(
+                f"X has {n_features} features, but GaussianMixture is expecting "
+                f"{fitted_features} features as input (warm_start continues from the "
+                "previous fit). Pass data with the same features, or set "
+                "warm_start=False to start a new fit."
+            )
+        expected = _PRECISION_SHAPES[self.covariance_type](fitted_components, n_features)
+        if self.precisions_cholesky_.shape != expected:
+            raise ValueError(
+                f"covariance_type={self.covariance_type!r} does not match the previous "
+                f"fit's precisions of shape {self.precisions_cholesky_.shape}; "
+                "warm_start cannot change the covariance type. Set warm_start=False."
+            )
+        return fitted_components
+
     def _check_user_init(self, n_features):
         """Validated copies of weights_init, means_init and precisions_init."""
         K = self.n_components
@@ -336,14 +358,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         dtype = X.dtype
         weights = means = covariances = None
         if weights_init is None or means_init is None or precisions_init is None:
-            stats, center = initial_statistics(
+            stats, centers, tied_center = initial_statistics(
                 X, self.init_params, self.n_components, random_state,
                 self.covariance_type, n_threads,
             )
-            centers = np.broadcast_to(center.astype(np.float64), (self.n_components, X.shape[1]))
             nk, means, covariances = P.gaussian_parameters(
-                stats, centers, center.astype(np.float64), self.covariance_type,
-                self.reg_covar, dtype,
+                stats, centers.astype(np.float64), tied_center.astype(np.float64),
+                self.covariance_type, self.reg_covar, dtype,
             )
             weights = nk / X.shape[0]
         if weights_init is not None:
@@ -415,7 +436,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = self._validate_for_inference(X)
         log_prob = np.empty(X.shape[0], dtype=X.dtype)
         _estimate(X, self._get_parameters(), self.covariance_type,
-                  openmp_effective_n_threads(), log_prob=log_prob)
+                  n_threads_for(X.shape[0]), log_prob=log_prob)
         return log_prob
 
     def score(self, X, y=None):
@@ -432,7 +453,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = self._validate_for_inference(X)
         labels = np.empty(X.shape[0], dtype=np.int64)
         _estimate(X, self._get_parameters(), self.covariance_type,
-                  openmp_effective_n_threads(), labels=labels)
+                  n_threads_for(X.shape[0]), labels=labels)
         return labels
 
     def predict_proba(self, X):
@@ -443,9 +464,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         resp : ndarray of shape (n_samples, n_components)
         """
         X = self._validate_for_inference(X)
-        resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        # The fitted components, not n_components (which set_params may change).
+        resp = np.empty((X.shape[0], self.means_.shape[0]), dtype=X.dtype)
         _estimate(X, self._get_parameters(), self.covariance_type,
-                  openmp_effective_n_threads(), resp=resp)
+                  n_threads_for(X.shape[0]), resp=resp)
         return resp
 
     def sample(self, n_samples=1):

@@ -21,11 +21,12 @@ def _block_rows(n_components):
     return max(256, RESP_BLOCK_ELEMENTS // n_components)
 
 
-def _stats_of_given_resp(X, resp_blocks, covariance_type, center, n_threads):
+def _stats_of_given_resp(X, resp_blocks, covariance_type, centers, tied_center, n_threads):
     """Sum the sufficient statistics of (rows, responsibilities) blocks.
 
     `resp_blocks` yields (start, stop, resp) with resp of shape
-    (stop - start, K) in X's dtype; statistics are shifted by `center`.
+    (stop - start, K) in X's dtype; component k's statistics are shifted by
+    centers[k], the tied second moment by `tied_center`.
     """
     code = KERNEL_COV_CODE[covariance_type]
     dtype = X.dtype
@@ -34,15 +35,14 @@ def _stats_of_given_resp(X, resp_blocks, covariance_type, center, n_threads):
     for start, stop, resp in resp_blocks:
         n_components = resp.shape[1]
         rows = X[start:stop]
-        centers = np.ascontiguousarray(np.broadcast_to(center, (n_components, X.shape[1])))
-        tied_center = center if covariance_type == "tied" else np.empty(0, dtype=dtype)
         tied_proj = centers if covariance_type == "tied" else np.empty((0, 0), dtype=dtype)
         size = stat_size(code, n_components, X.shape[1])
         stats = np.zeros(
             (n_slots_for(rows.shape[0], covariance_type, n_components, X.shape[1]), size)
         )
         em_pass(
-            rows, empty_weights, centers, np.empty(1, dtype=dtype), tied_center,
+            rows, empty_weights, centers, np.empty(1, dtype=dtype),
+            tied_center if covariance_type == "tied" else np.empty(0, dtype=dtype),
             tied_proj, np.zeros(n_components), np.ascontiguousarray(resp, dtype=dtype),
             code, stats, n_threads,
         )
@@ -54,12 +54,15 @@ def _stats_of_given_resp(X, resp_blocks, covariance_type, center, n_threads):
 def initial_statistics(X, init_params, n_components, random_state, covariance_type, n_threads):
     """Sufficient statistics of scikit-learn's initial responsibilities.
 
-    Returns (stats_total, center): the statistics are shifted by `center`
-    (the column mean of X, in X's dtype) for every component.
+    Returns (stats_total, centers, tied_center): component k's statistics
+    are shifted by centers[k] (K x D, X's dtype), chosen near that
+    component's mean so that float32 chunk sums lose nothing to the shift;
+    the tied second moment is taken about `tied_center`.
     """
     n_samples = X.shape[0]
     dtype = X.dtype
     center = np.mean(X, axis=0, dtype=np.float64).astype(dtype)
+    spread = np.ascontiguousarray(np.broadcast_to(center, (n_components, X.shape[1])))
     block = _block_rows(n_components)
 
     if init_params == "kmeans":
@@ -68,8 +71,15 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
             .fit(X)
             .labels_
         )
+        # Shift each cluster by one of its own points: near its mean, and a
+        # function of the labels alone (KMeans' centres may differ in the last
+        # bit between thread counts; the labels do not).
+        centers = spread.copy()
+        present, first_row = np.unique(labels, return_index=True)
+        centers[present] = X[first_row]
         blocks = _one_hot_blocks(labels, n_components, block, dtype)
-        return _stats_of_given_resp(X, blocks, covariance_type, center, n_threads), center
+        stats = _stats_of_given_resp(X, blocks, covariance_type, centers, center, n_threads)
+        return stats, centers, center
 
     if init_params == "random":
         # RandomState.uniform fills row-major from one stream, so drawing it
@@ -83,7 +93,9 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
                 resp /= resp.sum(axis=1)[:, np.newaxis]
                 yield start, stop, resp
 
-        return _stats_of_given_resp(X, blocks(), covariance_type, center, n_threads), center
+        # Random responsibilities put every component's mean near the data's.
+        stats = _stats_of_given_resp(X, blocks(), covariance_type, spread, center, n_threads)
+        return stats, spread, center
 
     if init_params == "random_from_data":
         indices = random_state.choice(n_samples, size=n_components, replace=False)
@@ -94,16 +106,20 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
         # the responsibilities: pass all rows, one-hot on the chosen ones.
         # Rows with no responsibility make that formula depend on the
         # origin, so these statistics are taken about 0, as scikit-learn's.
-        center = np.zeros_like(center)
+        origin = np.zeros_like(center)
         labels = np.full(n_samples, -1, dtype=np.intp)
         labels[indices] = np.arange(n_components)
         blocks = _one_hot_blocks(labels, n_components, block, dtype)
-        return _stats_of_given_resp(X, blocks, covariance_type, center, n_threads), center
-    # One-hot responsibilities on K rows: only those rows contribute.
+        zeros = np.zeros_like(spread)
+        stats = _stats_of_given_resp(X, blocks, covariance_type, zeros, origin, n_threads)
+        return stats, zeros, origin
+    # One-hot responsibilities on K rows: only those rows contribute, each
+    # shifted by itself.
     rows = np.ascontiguousarray(X[indices])
     resp = np.eye(n_components, dtype=dtype)
-    stats = _stats_of_given_resp(rows, [(0, n_components, resp)], covariance_type, center, n_threads)
-    return stats, center
+    stats = _stats_of_given_resp(rows, [(0, n_components, resp)], covariance_type, rows,
+                                 center, n_threads)
+    return stats, rows, center
 
 
 def _one_hot_blocks(labels, n_components, block, dtype):

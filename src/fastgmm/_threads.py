@@ -12,9 +12,22 @@ from contextlib import nullcontext
 
 from threadpoolctl import ThreadpoolController
 
-from fastgmm._kernels._suffstats import SMALL_FEATURES
+from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
+from fastgmm._kernels._suffstats import CHUNK_ROWS, SMALL_FEATURES
+
+# Below this many rows per thread, waking a thread costs more than it saves
+# (and on small data it contends with the threads KMeans just used).
+MIN_ROWS_PER_THREAD = 4 * CHUNK_ROWS
 
 _controller = None
+
+
+def n_threads_for(n_samples):
+    """Threads for a pass over n_samples rows: the OpenMP limit, fewer on small data.
+
+    The result of a pass never depends on this number (see _suffstats.pyx).
+    """
+    return max(1, min(openmp_effective_n_threads(), n_samples // MIN_ROWS_PER_THREAD))
 
 
 def blas_single_threaded(covariance_type, n_features):

@@ -6,6 +6,7 @@
 
 from cython cimport floating
 from libc.math cimport exp, log, INFINITY
+from libc.stdlib cimport malloc
 from libc.string cimport memcpy
 
 from fastgmm._kernels._blas cimport trmm_right_upper
@@ -56,20 +57,29 @@ cdef inline void weighted_log_prob(
     const floating *prec,       # IN  full: K x D x D precision Cholesky factors (upper);
                                 #     tied: D x D factor; diag: K x D precisions
     const floating *tied_center,  # IN  D (tied only): rows are centred on it
-    const floating *tied_proj,    # IN  K x D (tied only): (means - tied_center) @ factor
     const double *log_const,    # IN  K: log weight + log det factor - D/2 log(2 pi)
+    const floating *means_t,    # IN  D x K (diag only): means, transposed
+    const floating *aux_t,      # IN  D x K: diag precisions, or (tied) the projected
+                                #     centred means (means - tied_center) @ factor, transposed
     floating *buf1,             # SCRATCH n_rows x D
     floating *buf2,             # SCRATCH n_rows x D
+    floating *kbuf,             # SCRATCH K
     double *wlp,                # OUT n_rows x K: log w_k + log N(x_i | k)
 ) noexcept nogil:
     """log w_k + log N(x_i | mu_k, Sigma_k) for every row of the chunk.
 
     Rows are centred before any product (x - mu, not x @ U - mu @ U as
     scikit-learn does), so data far from the origin loses no precision.
+    Diag and tied loop over components innermost, on transposed (D x K)
+    parameters: contiguous and free of reductions, so the compiler
+    vectorises them across components.
     """
     cdef int i, j, k
-    cdef double maha, diff
+    cdef double maha
+    cdef floating xj, dd
     cdef const floating *mu
+    cdef const floating *col_a
+    cdef const floating *col_b
     if cov_type == COV_FULL:
         for k in range(K):
             mu = means + k * D
@@ -91,19 +101,42 @@ cdef inline void weighted_log_prob(
         rows_times_upper(n_rows, D, buf1, prec, buf2)
         for i in range(n_rows):
             for k in range(K):
-                maha = 0.0
-                for j in range(D):
-                    diff = <double> buf2[i * D + j] - tied_proj[k * D + j]
-                    maha = maha + diff * diff
-                wlp[i * K + k] = log_const[k] - 0.5 * maha
+                kbuf[k] = 0
+            for j in range(D):
+                xj = buf2[i * D + j]
+                col_a = aux_t + j * K
+                for k in range(K):
+                    dd = xj - col_a[k]
+                    kbuf[k] = kbuf[k] + dd * dd
+            for k in range(K):
+                wlp[i * K + k] = log_const[k] - 0.5 * kbuf[k]
     else:
         for i in range(n_rows):
             for k in range(K):
-                maha = 0.0
-                for j in range(D):
-                    diff = <double> X[i * D + j] - means[k * D + j]
-                    maha = maha + diff * diff * prec[k * D + j]
-                wlp[i * K + k] = log_const[k] - 0.5 * maha
+                kbuf[k] = 0
+            for j in range(D):
+                xj = X[i * D + j]
+                col_a = means_t + j * K
+                col_b = aux_t + j * K
+                for k in range(K):
+                    dd = xj - col_a[k]
+                    kbuf[k] = kbuf[k] + dd * dd * col_b[k]
+            for k in range(K):
+                wlp[i * K + k] = log_const[k] - 0.5 * kbuf[k]
+
+
+cdef inline floating *transposed_copy(
+    const floating *a,          # IN  rows x cols, row-major
+    int rows,
+    int cols,
+) noexcept nogil:
+    """A malloc'd cols x rows copy of `a` (the caller frees it)."""
+    cdef floating *out = <floating *> malloc(rows * cols * sizeof(floating))
+    cdef int r, c
+    for r in range(rows):
+        for c in range(cols):
+            out[c * rows + r] = a[r * cols + c]
+    return out
 
 
 cdef inline void log_normalize_rows(
@@ -114,7 +147,7 @@ cdef inline void log_normalize_rows(
 ) noexcept nogil:
     """Max-subtracted log-sum-exp per row; wlp becomes exp(wlp - lse)."""
     cdef int i, k
-    cdef double row_max, total, norm
+    cdef double row_max, total, inv_total
     cdef double *row
     for i in range(n_rows):
         row = wlp + i * K
@@ -129,10 +162,41 @@ cdef inline void log_normalize_rows(
             for k in range(K):
                 row[k] = 0.0
             continue
+        # One exp per entry: e_k = exp(wlp_k - max), then r_k = e_k / sum e.
         total = 0.0
         for k in range(K):
-            total = total + exp(row[k] - row_max)
-        norm = row_max + log(total)
-        lse[i] = norm
+            row[k] = exp(row[k] - row_max)
+            total = total + row[k]
+        lse[i] = row_max + log(total)
+        inv_total = 1.0 / total
         for k in range(K):
-            row[k] = exp(row[k] - norm)
+            row[k] = row[k] * inv_total
+
+
+cdef inline int check_model(
+    int cov_type, Py_ssize_t n_features, Py_ssize_t n_components,
+    Py_ssize_t means_rows, Py_ssize_t means_cols, Py_ssize_t prec_size,
+    Py_ssize_t tied_center_size, Py_ssize_t tied_proj_rows, Py_ssize_t tied_proj_cols,
+    Py_ssize_t log_const_size, bint need_prec,
+) except -1:
+    """The kernels index raw memory by K and D: refuse inconsistent shapes."""
+    cdef Py_ssize_t K = n_components, D = n_features
+    if cov_type != COV_FULL and cov_type != COV_TIED and cov_type != COV_DIAG:
+        raise ValueError(f"unknown covariance code {cov_type}")
+    if K < 1 or means_rows != K or means_cols != D:
+        raise ValueError(
+            f"means have shape ({means_rows}, {means_cols}); expected ({K}, {D}) "
+            "for data with {D} features".format(D=D))
+    if log_const_size != K:
+        raise ValueError(f"log_const has {log_const_size} entries; expected {K}")
+    if cov_type == COV_TIED and (tied_center_size != D or (
+            need_prec and (tied_proj_rows != K or tied_proj_cols != D))):
+        raise ValueError("tied covariance needs a centre of D entries and K x D projections")
+    if need_prec:
+        if cov_type == COV_FULL and prec_size != K * D * D:
+            raise ValueError(f"full precision factors have {prec_size} entries; expected {K * D * D}")
+        if cov_type == COV_TIED and prec_size != D * D:
+            raise ValueError(f"tied precision factor has {prec_size} entries; expected {D * D}")
+        if cov_type == COV_DIAG and prec_size != K * D:
+            raise ValueError(f"diagonal precisions have {prec_size} entries; expected {K * D}")
+    return 0

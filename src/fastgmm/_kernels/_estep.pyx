@@ -8,7 +8,10 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 
-from fastgmm._kernels._chunk cimport CHUNK_SIZE, weighted_log_prob, log_normalize_rows
+from fastgmm._kernels._chunk cimport (
+    CHUNK_SIZE, COV_TIED, COV_DIAG, weighted_log_prob, log_normalize_rows, transposed_copy,
+    check_model,
+)
 
 
 def estimate(
@@ -39,14 +42,28 @@ def estimate(
     cdef floating *buf2
     cdef double *wlp
     cdef double *lse
+    cdef floating *kbuf
     cdef const floating *tied_center_ptr = NULL
-    cdef const floating *tied_proj_ptr = NULL
+    cdef floating *means_t = NULL
+    cdef floating *aux_t = NULL
 
+    check_model(cov_type, D, K, means.shape[0], means.shape[1], prec.shape[0],
+                tied_center.shape[0], tied_proj.shape[0], tied_proj.shape[1],
+                log_const.shape[0], True)
+    if want_labels and out_labels.shape[0] != n_samples:
+        raise ValueError("out_labels must have one entry per row of X")
+    if want_log_prob and out_log_prob.shape[0] != n_samples:
+        raise ValueError("out_log_prob must have one entry per row of X")
+    if want_resp and (out_resp.shape[0] != n_samples or out_resp.shape[1] != K):
+        raise ValueError(f"out_resp must have shape ({n_samples}, {K})")
     if n_samples == 0:
         return
-    if tied_center.shape[0] > 0:
+    if cov_type == COV_TIED:
         tied_center_ptr = &tied_center[0]
-        tied_proj_ptr = &tied_proj[0, 0]
+        aux_t = transposed_copy(&tied_proj[0, 0], K, D)
+    elif cov_type == COV_DIAG:
+        means_t = transposed_copy(&means[0, 0], K, D)
+        aux_t = transposed_copy(&prec[0], K, D)
     n_threads = <int> max(1, min(<Py_ssize_t> n_threads, n_chunks))
 
     with nogil, parallel(num_threads=n_threads):
@@ -54,13 +71,14 @@ def estimate(
         buf2 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
         wlp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
         lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
+        kbuf = <floating *> malloc(K * sizeof(floating))
 
         for chunk in prange(n_chunks, schedule='static'):
             start = chunk * CHUNK_SIZE
             n_rows = <int> min(<Py_ssize_t> CHUNK_SIZE, n_samples - start)
             weighted_log_prob(
                 cov_type, &X[start, 0], n_rows, D, K, &means[0, 0], &prec[0],
-                tied_center_ptr, tied_proj_ptr, &log_const[0], buf1, buf2, wlp,
+                tied_center_ptr, &log_const[0], means_t, aux_t, buf1, buf2, kbuf, wlp,
             )
             if want_labels:
                 # The first maximum wins, as numpy's argmax does.
@@ -86,3 +104,6 @@ def estimate(
         free(buf2)
         free(wlp)
         free(lse)
+        free(kbuf)
+    free(means_t)
+    free(aux_t)

@@ -28,7 +28,7 @@ from libc.stdlib cimport malloc, free
 from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, SMALL_D, COV_FULL, COV_TIED, COV_DIAG,
-    weighted_log_prob, log_normalize_rows,
+    weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
@@ -43,14 +43,21 @@ cdef void _accumulate_chunk(
     int K,
     const double *weights,      # IN  n_rows sample weights, or NULL for ones
     const floating *means,      # IN  K x D: the shift centres c_k
+    const floating *means_t,    # IN  D x K (diag only): the same, transposed
     const floating *tied_center,  # IN D (tied only)
     double *resp,               # INOUT n_rows x K: responsibilities (scaled by weights here)
     floating *buf1,             # SCRATCH n_rows x D
     floating *s2_partial,       # SCRATCH D x D (float32 partial products)
+    floating *chunk_sums,       # SCRATCH 2 x D x K + K (diag only)
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
 ) noexcept nogil:
     cdef int i, j, a, b, k
     cdef double r, d, w
+    cdef floating xj, dd, rd
+    cdef floating *s1_t
+    cdef floating *s2_t
+    cdef floating *r_row
+    cdef const floating *col
     cdef double *n_k = stat + 1
     cdef double *s1 = n_k + K
     cdef double *s2 = s1 + K * D
@@ -125,16 +132,29 @@ cdef void _accumulate_chunk(
                     for b in range(a + 1):
                         s2[a * D + b] += s2_partial[a * D + b]
     else:
+        # Per-chunk sums in the data's dtype on a D x K layout, components
+        # innermost so the loop vectorises; added to the float64 slot once
+        # per chunk.
+        s1_t = chunk_sums
+        s2_t = chunk_sums + D * K
+        r_row = chunk_sums + 2 * D * K
+        for j in range(2 * D * K):
+            chunk_sums[j] = 0
         for i in range(n_rows):
-            x = X + i * D
             for k in range(K):
-                r = resp[i * K + k]
-                if r == 0.0:
-                    continue
-                for j in range(D):
-                    d = <double> x[j] - means[k * D + j]
-                    s1[k * D + j] += r * d
-                    s2[k * D + j] += r * d * d
+                r_row[k] = <floating> resp[i * K + k]
+            for j in range(D):
+                xj = X[i * D + j]
+                col = means_t + j * K
+                for k in range(K):
+                    dd = xj - col[k]
+                    rd = r_row[k] * dd
+                    s1_t[j * K + k] = s1_t[j * K + k] + rd
+                    s2_t[j * K + k] = s2_t[j * K + k] + rd * dd
+        for k in range(K):
+            for j in range(D):
+                s1[k * D + j] += s1_t[j * K + k]
+                s2[k * D + j] += s2_t[j * K + k]
 
 
 def stat_size(int cov_type, int n_components, int n_features):
@@ -182,15 +202,32 @@ def em_pass(
     cdef double *lse
     cdef double *stat
     cdef double ll
+    cdef floating *kbuf
+    cdef floating *chunk_sums
     cdef const floating *tied_center_ptr = NULL
-    cdef const floating *tied_proj_ptr = NULL
+    cdef floating *means_t = NULL
+    cdef floating *aux_t = NULL
     cdef const double *weights_ptr
 
+    check_model(cov_type, D, K, means.shape[0], means.shape[1], prec.shape[0],
+                tied_center.shape[0], tied_proj.shape[0], tied_proj.shape[1],
+                log_const.shape[0], not has_resp)
+    if stats.shape[1] != stat_size(cov_type, K, D) or n_slots < 1:
+        raise ValueError(f"stats must have shape (n_slots, {stat_size(cov_type, K, D)})")
+    if has_weights and sample_weight.shape[0] != n_samples:
+        raise ValueError("sample_weight must have one entry per row of X")
+    if has_resp and (resp_given.shape[0] != n_samples or resp_given.shape[1] != K):
+        raise ValueError(f"resp_given must have shape ({n_samples}, {K})")
     if n_samples == 0:
         return
-    if tied_center.shape[0] > 0:
+    if cov_type == COV_TIED:
         tied_center_ptr = &tied_center[0]
-        tied_proj_ptr = &tied_proj[0, 0]
+        if not has_resp:
+            aux_t = transposed_copy(&tied_proj[0, 0], K, D)
+    elif cov_type == COV_DIAG:
+        means_t = transposed_copy(&means[0, 0], K, D)
+        if not has_resp:
+            aux_t = transposed_copy(&prec[0], K, D)
     n_threads = max(1, min(n_threads, n_slots))
 
     with nogil, parallel(num_threads=n_threads):
@@ -199,6 +236,8 @@ def em_pass(
         s2_partial = <floating *> malloc(D * D * sizeof(floating))
         resp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
         lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
+        kbuf = <floating *> malloc(K * sizeof(floating))
+        chunk_sums = <floating *> malloc((2 * D * K + K) * sizeof(floating))
 
         for slot in prange(n_slots, schedule='static'):
             stat = &stats[slot, 0]
@@ -218,8 +257,8 @@ def em_pass(
                 else:
                     weighted_log_prob(
                         cov_type, &X[start, 0], n_rows, D, K, &means[0, 0],
-                        &prec[0], tied_center_ptr, tied_proj_ptr, &log_const[0],
-                        buf1, buf2, resp,
+                        &prec[0], tied_center_ptr, &log_const[0], means_t, aux_t,
+                        buf1, buf2, kbuf, resp,
                     )
                     log_normalize_rows(n_rows, K, resp, lse)
                     ll = 0.0
@@ -232,7 +271,8 @@ def em_pass(
                     stat[0] = stat[0] + ll
                 _accumulate_chunk(
                     cov_type, &X[start, 0], n_rows, D, K, weights_ptr,
-                    &means[0, 0], tied_center_ptr, resp, buf1, s2_partial, stat,
+                    &means[0, 0], means_t, tied_center_ptr, resp, buf1, s2_partial,
+                    chunk_sums, stat,
                 )
 
         free(buf1)
@@ -240,3 +280,7 @@ def em_pass(
         free(s2_partial)
         free(resp)
         free(lse)
+        free(kbuf)
+        free(chunk_sums)
+    free(means_t)
+    free(aux_t)
