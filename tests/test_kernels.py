@@ -367,3 +367,24 @@ def test_zero_weight_row_beyond_double_range_adds_nothing():
     stats, _ = run_em_pass(X, params, "diag", sample_weight=np.array([1.0, 0.0]))
     alone, _ = run_em_pass(X[:1], params, "diag", sample_weight=np.array([1.0]))
     np.testing.assert_array_equal(stats.sum(axis=0), alone.sum(axis=0))
+
+
+def test_kernel_exp_within_two_ulp_of_libm():
+    from fastgmm._kernels._estep import fast_exp
+
+    x = np.concatenate([
+        -np.logspace(-20, np.log10(708.0), 200_001),
+        np.linspace(-708.0, 0.0, 200_001),
+        [0.0, -0.0],
+    ])
+    out = np.empty_like(x)
+    fast_exp(x, out)
+    expected = np.exp(x)
+    ulps = np.abs(out - expected) / (np.spacing(expected))
+    assert ulps.max() <= 2.0
+    assert out[-1] == out[-2] == 1.0
+    # Below -708 (results under 2^-1021) the kernels' exp returns 0.
+    tiny = np.array([-708.5, -745.0, -1e300, -np.inf])
+    out = np.empty_like(tiny)
+    fast_exp(tiny, out)
+    np.testing.assert_array_equal(out, 0.0)

@@ -4,7 +4,11 @@ import sys
 
 from threadpoolctl import threadpool_info
 
-from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads, openmp_enabled
+from fastgmm._kernels._openmp_helpers import (
+    build_arch,
+    openmp_effective_n_threads,
+    openmp_enabled,
+)
 from fastgmm._version import __version__
 
 
@@ -25,6 +29,7 @@ def config():
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
         "openmp": openmp_enabled(),
+        "arch": build_arch(),
         "threads": openmp_effective_n_threads(),
         "openmp_runtimes": [p.get("filepath") for p in openmp],
         "blas": [
@@ -50,6 +55,7 @@ def show_config(file=None):
           f"scipy {info['scipy']}, scikit-learn {info['scikit-learn']})", file=out)
     print(f"  OpenMP: {'on' if info['openmp'] else 'OFF (built without OpenMP: one thread)'}",
           file=out)
+    print(f"  kernels built for: -march={info['arch']}", file=out)
     print(f"  threads: {info['threads']} (OMP_NUM_THREADS / threadpoolctl limits apply)",
           file=out)
     for path in info["openmp_runtimes"]:

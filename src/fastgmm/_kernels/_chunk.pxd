@@ -11,6 +11,9 @@ from libc.string cimport memcpy
 
 from fastgmm._kernels._blas cimport trmm_right_upper
 
+cdef extern from "_fastexp.h":
+    double fastgmm_exp(double x) noexcept nogil
+
 cdef enum:
     # Rows per chunk: a chunk of X, its centred copy and the K log-densities
     # stay in L2 for D and K in the tens. Fixed, so that the partition of the
@@ -165,7 +168,8 @@ cdef inline void log_normalize_rows(
         # One exp per entry: e_k = exp(wlp_k - max), then r_k = e_k / sum e.
         total = 0.0
         for k in range(K):
-            row[k] = exp(row[k] - row_max)
+            row[k] = fastgmm_exp(row[k] - row_max)
+        for k in range(K):
             total = total + row[k]
         lse[i] = row_max + log(total)
         inv_total = 1.0 / total

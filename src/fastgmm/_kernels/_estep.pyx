@@ -10,7 +10,7 @@ from libc.stdlib cimport malloc, free
 
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, COV_TIED, COV_DIAG, weighted_log_prob, log_normalize_rows, transposed_copy,
-    check_model,
+    check_model, fastgmm_exp,
 )
 
 
@@ -107,3 +107,13 @@ def estimate(
         free(kbuf)
     free(means_t)
     free(aux_t)
+
+
+def fast_exp(const double[::1] x, double[::1] out):
+    """out = the kernels' exp(x), elementwise (exposed for the tests)."""
+    cdef Py_ssize_t i
+    if out.shape[0] != x.shape[0]:
+        raise ValueError("out must have the length of x")
+    with nogil:
+        for i in range(x.shape[0]):
+            out[i] = fastgmm_exp(x[i])

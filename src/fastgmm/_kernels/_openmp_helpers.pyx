@@ -2,6 +2,19 @@
 
 from fastgmm._kernels._openmp cimport FASTGMM_HAS_OPENMP, omp_get_max_threads
 
+cdef extern from *:
+    """
+    #ifndef FASTGMM_BUILD_ARCH
+    #define FASTGMM_BUILD_ARCH "unknown"
+    #endif
+    """
+    const char *FASTGMM_BUILD_ARCH
+
+
+def build_arch():
+    """The -march the kernels were compiled for ("none": the compiler's baseline)."""
+    return FASTGMM_BUILD_ARCH.decode()
+
 
 def openmp_enabled():
     """True when the extension was compiled with OpenMP."""
