@@ -18,6 +18,11 @@ from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import CHUNK_ROWS, em_pass
 from fastgmm._parameters import KernelParams, compute_precision_cholesky, n_slots_for
+from fastgmm._kernels._suffstats import SMALL_FEATURES
+
+# Above SMALL_FEATURES the full and tied kernels call BLAS (trmm, syrk);
+# at or below it they run direct loops. Both paths are tested.
+D_BLAS = SMALL_FEATURES + 3
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 DTYPES = [np.float64, np.float32]
@@ -198,7 +203,7 @@ MODES_AND_SIZES = [("unweighted", n) for n in SIZES] + [
 
 @pytest.mark.parametrize("mode, N", MODES_AND_SIZES)
 @pytest.mark.parametrize("K", [1, 4])
-@pytest.mark.parametrize("D", [1, 3, 12])
+@pytest.mark.parametrize("D", [1, 3, 12, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_em_pass_matches_reference(dtype, covariance_type, D, K, N, mode):
@@ -212,7 +217,7 @@ def test_em_pass_matches_reference(dtype, covariance_type, D, K, N, mode):
 
 
 @pytest.mark.parametrize("n_slots", [1, 3, 7])
-@pytest.mark.parametrize("D", [3, 12])
+@pytest.mark.parametrize("D", [3, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_em_pass_any_slot_count_covers_every_chunk(dtype, covariance_type, D, n_slots):
@@ -230,7 +235,7 @@ def test_em_pass_any_slot_count_covers_every_chunk(dtype, covariance_type, D, n_
 def test_em_pass_integer_weights_equal_repeated_rows(dtype, covariance_type):
     # Reference-free: weight 2 on a row is the row given twice, weight 0 no row.
     rng = np.random.default_rng(1)
-    params = random_params(rng, covariance_type, 3, 12, dtype)
+    params = random_params(rng, covariance_type, 3, D_BLAS, dtype)
     X = random_data(rng, params[1], 600, dtype)
     counts = rng.integers(0, 3, size=600)
     weighted, _ = run_em_pass(X, params, covariance_type, sample_weight=counts.astype(float))
@@ -244,7 +249,7 @@ def test_em_pass_integer_weights_equal_repeated_rows(dtype, covariance_type):
 
 @pytest.mark.parametrize("N", SIZES)
 @pytest.mark.parametrize("K", [1, 4])
-@pytest.mark.parametrize("D", [1, 3, 12])
+@pytest.mark.parametrize("D", [1, 3, 12, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_estimate_matches_reference(dtype, covariance_type, D, K, N):
@@ -283,7 +288,7 @@ def test_estimate_outputs_requested_alone_equal_requested_together(dtype, covari
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_far_away_points_stay_finite(dtype, covariance_type):
     rng = np.random.default_rng(3)
-    K, D = 3, 12
+    K, D = 3, D_BLAS
     means = rng.normal(size=(K, D))
     chol = {
         "full": np.broadcast_to(np.eye(D), (K, D, D)),
@@ -315,7 +320,7 @@ def test_far_away_points_stay_finite(dtype, covariance_type):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("D", [3, 12])
+@pytest.mark.parametrize("D", [3, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_bitwise_identical_across_thread_counts(dtype, covariance_type, D, weighted):

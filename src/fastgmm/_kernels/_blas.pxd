@@ -6,7 +6,7 @@
 # BLAS for the transposed product and passes the dimensions swapped.
 
 from cython cimport floating
-from scipy.linalg.cython_blas cimport dsyrk, ssyrk, dtrmm, strmm
+from scipy.linalg.cython_blas cimport dgemm, sgemm, dsyrk, ssyrk, dtrmm, strmm
 
 
 cdef inline void trmm_right_upper(
@@ -61,3 +61,26 @@ cdef inline void syrk_lower_tn(
         ssyrk(&uplo, &trans, &n, &k, &alpha, <float *> A, &lda, &beta, C, &ldc)
     else:
         dsyrk(&uplo, &trans, &n, &k, &alpha, <double *> A, &lda, &beta, C, &ldc)
+
+
+cdef inline void gemm_nn(
+    int m,                      # IN  rows of A and C
+    int n,                      # IN  columns of B and C
+    int k,                      # IN  columns of A, rows of B
+    const floating *A,          # IN  m x k, row-major
+    const floating *B,          # IN  k x n, row-major
+    floating beta,              # IN
+    floating *C,                # INOUT m x n, row-major
+) noexcept nogil:
+    """C := A @ B + beta * C, all row-major.
+
+    Column-major BLAS sees the transposes: C^T := B^T A^T, so B goes first.
+    """
+    cdef char trans = b'N'
+    cdef floating alpha = 1.0
+    if floating is float:
+        sgemm(&trans, &trans, &n, &m, &k, &alpha, <float *> B, &n,
+              <float *> A, &k, &beta, C, &n)
+    else:
+        dgemm(&trans, &trans, &n, &m, &k, &alpha, <double *> B, &n,
+              <double *> A, &k, &beta, C, &n)

@@ -29,6 +29,7 @@ from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, SMALL_D, COV_FULL, COV_TIED, COV_DIAG,
     weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
+    fastgmm_moments_d, fastgmm_moments_f, fastgmm_axpy_d, fastgmm_axpy_f,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
@@ -53,11 +54,9 @@ cdef void _accumulate_chunk(
 ) noexcept nogil:
     cdef int i, j, a, b, k
     cdef double r, d, w
-    cdef floating xj, dd, rd
     cdef floating *s1_t
     cdef floating *s2_t
     cdef floating *r_row
-    cdef const floating *col
     cdef double *n_k = stat + 1
     cdef double *s1 = n_k + K
     cdef double *s2 = s1 + K * D
@@ -79,16 +78,28 @@ cdef void _accumulate_chunk(
             mu = means + k * D
             s2_k = s2 + k * D * D
             if D <= SMALL_D:
+                # Chunk sums in the data's dtype, row by row as axpys so the
+                # loop vectorises, added to the float64 slot once per chunk.
+                for a in range(D * D):
+                    s2_partial[a] = 0
                 for i in range(n_rows):
                     r = resp[i * K + k]
                     if r == 0.0:
                         continue
                     x = X + i * D
                     for a in range(D):
-                        d = <double> x[a] - mu[a]
-                        s1[k * D + a] += r * d
-                        for b in range(a + 1):
-                            s2_k[a * D + b] += r * d * (<double> x[b] - mu[b])
+                        buf1[a] = x[a] - mu[a]
+                        s1[k * D + a] += r * buf1[a]
+                    for a in range(D):
+                        # Full rows (fixed length, vectorised); only the lower
+                        # triangle is read back.
+                        if floating is double:
+                            fastgmm_axpy_d(D, r * buf1[a], buf1, s2_partial + a * D)
+                        else:
+                            fastgmm_axpy_f(D, <float> (r * buf1[a]), buf1, s2_partial + a * D)
+                for a in range(D):
+                    for b in range(a + 1):
+                        s2_k[a * D + b] += s2_partial[a * D + b]
             else:
                 for i in range(n_rows):
                     r = resp[i * K + k]
@@ -144,13 +155,12 @@ cdef void _accumulate_chunk(
             for k in range(K):
                 r_row[k] = <floating> resp[i * K + k]
             for j in range(D):
-                xj = X[i * D + j]
-                col = means_t + j * K
-                for k in range(K):
-                    dd = xj - col[k]
-                    rd = r_row[k] * dd
-                    s1_t[j * K + k] = s1_t[j * K + k] + rd
-                    s2_t[j * K + k] = s2_t[j * K + k] + rd * dd
+                if floating is double:
+                    fastgmm_moments_d(K, X[i * D + j], means_t + j * K, r_row,
+                                      s1_t + j * K, s2_t + j * K)
+                else:
+                    fastgmm_moments_f(K, X[i * D + j], means_t + j * K, r_row,
+                                      s1_t + j * K, s2_t + j * K)
         for k in range(K):
             for j in range(D):
                 s1[k * D + j] += s1_t[j * K + k]
