@@ -18,11 +18,11 @@ from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import CHUNK_ROWS, em_pass
 from fastgmm._parameters import KernelParams, compute_precision_cholesky, n_slots_for
-from fastgmm._kernels._suffstats import SMALL_FEATURES
+from fastgmm._kernels._suffstats import ROWWISE_FULL_FEATURES, SMALL_FEATURES
 
-# Above SMALL_FEATURES the full and tied kernels call BLAS (trmm, syrk);
-# at or below it they run direct loops. Both paths are tested.
-D_BLAS = SMALL_FEATURES + 3
+# Above ROWWISE_FULL_FEATURES (full) and SMALL_FEATURES (tied) the kernels
+# call BLAS (gemm, syrk); at or below, direct loops. Both paths are tested.
+D_BLAS = max(SMALL_FEATURES, ROWWISE_FULL_FEATURES) + 3
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 DTYPES = [np.float64, np.float32]

@@ -1,7 +1,8 @@
 """Keep BLAS single-threaded while the OpenMP kernels call it.
 
-The full and tied kernels call BLAS (trmm, syrk) from inside their OpenMP
-threads for more than SMALL_FEATURES features; a multithreaded BLAS would
+The full and tied kernels call BLAS (gemm, syrk) from inside their OpenMP
+threads (full: above ROWWISE_FULL_FEATURES features, tied: above
+SMALL_FEATURES); a multithreaded BLAS would
 then start its own threads on top of ours and oversubscribe the cores
 (measured: score_samples 30x slower on 2 cores). threadpoolctl's
 `threadpool_limits` rescans the loaded libraries on every call (~10 ms),
@@ -13,7 +14,7 @@ from contextlib import nullcontext
 from threadpoolctl import ThreadpoolController
 
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
-from fastgmm._kernels._suffstats import CHUNK_ROWS, SMALL_FEATURES
+from fastgmm._kernels._suffstats import CHUNK_ROWS, ROWWISE_FULL_FEATURES, SMALL_FEATURES
 
 # Below this many rows per thread, waking a thread costs more than it saves
 # (and on small data it contends with the threads KMeans just used).
@@ -33,7 +34,10 @@ def n_threads_for(n_samples):
 def blas_single_threaded(covariance_type, n_features):
     """Context manager limiting BLAS to one thread where the kernels call it."""
     global _controller
-    if covariance_type not in ("full", "tied") or n_features <= SMALL_FEATURES:
+    calls_blas = (covariance_type == "full" and n_features > ROWWISE_FULL_FEATURES) or (
+        covariance_type == "tied" and n_features > SMALL_FEATURES
+    )
+    if not calls_blas:
         return nullcontext()
     if _controller is None:
         import scipy.linalg  # noqa: F401  (the BLAS the kernels call is loaded)

@@ -23,6 +23,25 @@ cdef extern from "_loops.h":
     void fastgmm_moments_f(int K, float x, const float *c, const float *r, float *s1, float *s2) noexcept nogil
     void fastgmm_axpy_d(int n, double a, const double *u, double *y) noexcept nogil
     void fastgmm_axpy_f(int n, float a, const float *u, float *y) noexcept nogil
+    void fastgmm_maha_rows_d(int n, int D, const double *xt, const double *mu, const double *U, double *y, double *maha) noexcept nogil
+    void fastgmm_maha_rows_f(int n, int D, const float *xt, const float *mu, const float *U, float *y, float *maha) noexcept nogil
+    void fastgmm_moments_rows_d(int n, int D, const double *xt, const double *mu, const double *r, double *d, double *s1, double *s2) noexcept nogil
+    void fastgmm_moments_rows_f(int n, int D, const float *xt, const float *mu, const float *r, float *d, double *s1, double *s2) noexcept nogil
+    void fastgmm_transpose_d(int n, int D, const double *X, double *xt) noexcept nogil
+    void fastgmm_transpose_f(int n, int D, const float *X, float *xt) noexcept nogil
+    void fastgmm_column_sums(int n, int K, const double *resp, double *out) noexcept nogil
+
+
+cdef inline void transpose_chunk(
+    const floating *X,          # IN  n_rows x D
+    int n_rows,
+    int D,
+    floating *xt,               # OUT D x n_rows
+) noexcept nogil:
+    if floating is double:
+        fastgmm_transpose_d(n_rows, D, X, xt)
+    else:
+        fastgmm_transpose_f(n_rows, D, X, xt)
 
 cdef enum:
     # Rows per chunk: a chunk of X, its centred copy and the K log-densities
@@ -35,6 +54,10 @@ cdef enum:
     # OpenBLAS's gemm/syrk on a 256-row chunk beat the direct loops from
     # D = 2 up, so only D = 1 stays direct.
     SMALL_D = 1
+    # Up to this many features the full kernel works feature-major on the
+    # chunk (its rows innermost, vectorised): for tiny D a per-component
+    # BLAS call on a 256 x D block is nearly all overhead.
+    ROWWISE_FULL_D = 4
 
 cdef enum:
     COV_FULL = 0
@@ -83,8 +106,8 @@ cdef inline void weighted_log_prob(
     const floating *means_t,    # IN  D x K (diag only): means, transposed
     const floating *aux_t,      # IN  D x K: diag precisions, or (tied) the projected
                                 #     centred means (means - tied_center) @ factor, transposed
-    floating *buf1,             # SCRATCH n_rows x D
-    floating *buf2,             # SCRATCH n_rows x D
+    floating *buf1,             # SCRATCH n_rows x (D + 2)
+    floating *buf2,             # SCRATCH n_rows x (D + 2)
     floating *kbuf,             # SCRATCH K
     double *wlp,                # OUT n_rows x K: log w_k + log N(x_i | k)
 ) noexcept nogil:
@@ -99,7 +122,18 @@ cdef inline void weighted_log_prob(
     cdef int i, j, k
     cdef double maha
     cdef const floating *mu
-    if cov_type == COV_FULL:
+    if cov_type == COV_FULL and D <= ROWWISE_FULL_D:
+        transpose_chunk(X, n_rows, D, buf1)
+        for k in range(K):
+            if floating is double:
+                fastgmm_maha_rows_d(n_rows, D, buf1, means + k * D, prec + k * D * D,
+                                    buf2, buf2 + n_rows)
+            else:
+                fastgmm_maha_rows_f(n_rows, D, buf1, means + k * D, prec + k * D * D,
+                                    buf2, buf2 + n_rows)
+            for i in range(n_rows):
+                wlp[i * K + k] = log_const[k] - 0.5 * buf2[n_rows + i]
+    elif cov_type == COV_FULL:
         for k in range(K):
             mu = means + k * D
             for i in range(n_rows):

@@ -67,8 +67,8 @@ def estimate(
     n_threads = <int> max(1, min(<Py_ssize_t> n_threads, n_chunks))
 
     with nogil, parallel(num_threads=n_threads):
-        buf1 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
-        buf2 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
+        buf1 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
+        buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         wlp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
         lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
         kbuf = <floating *> malloc(K * sizeof(floating))

@@ -30,10 +30,13 @@ from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, SMALL_D, COV_FULL, COV_TIED, COV_DIAG,
     weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
     fastgmm_moments_d, fastgmm_moments_f, fastgmm_axpy_d, fastgmm_axpy_f,
+    ROWWISE_FULL_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
+    fastgmm_column_sums,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
 SMALL_FEATURES = SMALL_D
+ROWWISE_FULL_FEATURES = ROWWISE_FULL_D
 
 
 cdef void _accumulate_chunk(
@@ -47,7 +50,8 @@ cdef void _accumulate_chunk(
     const floating *means_t,    # IN  D x K (diag only): the same, transposed
     const floating *tied_center,  # IN D (tied only)
     double *resp,               # INOUT n_rows x K: responsibilities (scaled by weights here)
-    floating *buf1,             # SCRATCH n_rows x D
+    floating *buf1,             # SCRATCH n_rows x (D + 2)
+    floating *buf2,             # SCRATCH n_rows x (D + 2)
     floating *s2_partial,       # SCRATCH D x D (float32 partial products)
     floating *chunk_sums,       # SCRATCH 2 x D x K + K (diag only)
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
@@ -69,11 +73,22 @@ cdef void _accumulate_chunk(
             for k in range(K):
                 resp[i * K + k] *= weights[i]
 
-    for i in range(n_rows):
-        for k in range(K):
-            n_k[k] += resp[i * K + k]
+    fastgmm_column_sums(n_rows, K, resp, n_k)
 
-    if cov_type == COV_FULL:
+    if cov_type == COV_FULL and D <= ROWWISE_FULL_D:
+        # Feature-major chunk in buf1; per component, its responsibilities
+        # gathered contiguous at the head of buf2, the centred chunk after.
+        transpose_chunk(X, n_rows, D, buf1)
+        for k in range(K):
+            for i in range(n_rows):
+                buf2[i] = <floating> resp[i * K + k]
+            if floating is double:
+                fastgmm_moments_rows_d(n_rows, D, buf1, means + k * D, buf2,
+                                       buf2 + n_rows, s1 + k * D, s2 + k * D * D)
+            else:
+                fastgmm_moments_rows_f(n_rows, D, buf1, means + k * D, buf2,
+                                       buf2 + n_rows, s1 + k * D, s2 + k * D * D)
+    elif cov_type == COV_FULL:
         for k in range(K):
             mu = means + k * D
             s2_k = s2 + k * D * D
@@ -241,8 +256,8 @@ def em_pass(
     n_threads = max(1, min(n_threads, n_slots))
 
     with nogil, parallel(num_threads=n_threads):
-        buf1 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
-        buf2 = <floating *> malloc(CHUNK_SIZE * D * sizeof(floating))
+        buf1 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
+        buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         s2_partial = <floating *> malloc(D * D * sizeof(floating))
         resp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
         lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
@@ -281,7 +296,7 @@ def em_pass(
                     stat[0] = stat[0] + ll
                 _accumulate_chunk(
                     cov_type, &X[start, 0], n_rows, D, K, weights_ptr,
-                    &means[0, 0], means_t, tied_center_ptr, resp, buf1, s2_partial,
+                    &means[0, 0], means_t, tied_center_ptr, resp, buf1, buf2, s2_partial,
                     chunk_sums, stat,
                 )
 
