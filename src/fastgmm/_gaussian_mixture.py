@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastgmm import _parameters as P
 from fastgmm._initialization import initial_statistics
@@ -212,7 +212,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Estimate model parameters with the EM algorithm.
 
         Fits ``n_init`` times and keeps the parameters with the largest
@@ -220,16 +220,30 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``tol`` or ``max_iter`` is reached (then a ConvergenceWarning is
         raised). If the fit fails, the estimator is left as it was.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row (beyond scikit-learn). A row of
+            weight w counts as w copies of it: weights multiply the
+            responsibilities in every sufficient statistic and the
+            log-likelihood, and the initialisation honours them (weighted
+            k-means, weighted choice of rows for 'random_from_data').
+            Weights that are all equal change nothing.
+
         Returns
         -------
         self : object
         """
-        self.fit_predict(X, y)
+        self.fit_predict(X, y, sample_weight=sample_weight)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the model to X and return the most probable component of each row.
+
+        ``sample_weight`` as in :meth:`fit`.
 
         Returns
         -------
@@ -237,14 +251,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         saved_state = dict(self.__dict__)
         try:
-            return self._fit(X)
+            return self._fit(X, sample_weight)
         except BaseException:
             # Nothing half-fitted stays behind, on error or on Ctrl-C.
             self.__dict__.clear()
             self.__dict__.update(saved_state)
             raise
 
-    def _fit(self, X):
+    def _fit(self, X, sample_weight=None):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
@@ -255,6 +269,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"but got n_components = {self.n_components}, "
                 f"n_samples = {n_samples}"
             )
+        sample_weight = _validate_sample_weight(sample_weight, X, self.n_components)
         user_init = self._check_user_init(n_features)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -264,9 +279,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_components = self.n_components
         if not do_init:
             n_components = self._check_warm_start_parameters(n_features)
-        workspace = _Workspace(X, self.covariance_type, n_components)
+        workspace = _Workspace(X, self.covariance_type, n_components, sample_weight)
 
-        with blas_single_threaded(self.covariance_type, n_features):
+        with blas_single_threaded():
             best, max_lower_bound = self._fit_inits(
                 X, n_init, do_init, random_state, user_init, workspace, n_threads
             )
@@ -296,7 +311,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         for init in range(n_init):
             self._print_verbose_msg_init_beg(init)
             if do_init:
-                params = self._initial_parameters(X, random_state, user_init, n_threads)
+                params = self._initial_parameters(
+                    X, random_state, user_init, workspace, n_threads
+                )
                 lower_bound = -np.inf
             else:
                 params = self._get_parameters()
@@ -353,20 +370,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
         return weights, means, precisions
 
-    def _initial_parameters(self, X, random_state, user_init, n_threads):
+    def _initial_parameters(self, X, random_state, user_init, workspace, n_threads):
         weights_init, means_init, precisions_init = user_init
         dtype = X.dtype
         weights = means = covariances = None
         if weights_init is None or means_init is None or precisions_init is None:
             stats, centers, tied_center = initial_statistics(
                 X, self.init_params, self.n_components, random_state,
-                self.covariance_type, n_threads,
+                self.covariance_type, n_threads, workspace.sample_weight,
             )
             nk, means, covariances = P.gaussian_parameters(
                 stats, centers.astype(np.float64), tied_center.astype(np.float64),
                 self.covariance_type, self.reg_covar, dtype,
             )
-            weights = nk / X.shape[0]
+            weights = nk / workspace.total_weight
         if weights_init is not None:
             weights = weights_init
         if means_init is not None:
@@ -393,11 +410,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         stats = workspace.stats
         stats.fill(0.0)
         em_pass(
-            X, workspace.no_weights, *kernel.args(),
+            X, workspace.kernel_weights, *kernel.args(),
             workspace.no_resp, kernel.code, stats, n_threads,
         )
         total = stats.sum(axis=0)
-        lower_bound = total[0] / X.shape[0]
+        lower_bound = total[0] / workspace.total_weight
         tied_center = kernel.tied_center.astype(np.float64)
         nk, new_means, covariances = P.gaussian_parameters(
             total, kernel.means.astype(np.float64), tied_center, self.covariance_type,
@@ -439,9 +456,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                   n_threads_for(X.shape[0]), log_prob=log_prob)
         return log_prob
 
-    def score(self, X, y=None):
-        """Per-sample average log-likelihood of X under the model."""
-        return float(np.mean(self.score_samples(X)))
+    def score(self, X, y=None, sample_weight=None):
+        """Per-sample average log-likelihood of X under the model
+        (weighted by ``sample_weight`` when given)."""
+        log_prob = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(log_prob))
+        sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None], 1)
+        return float(np.average(log_prob, weights=sample_weight))
 
     def predict(self, X):
         """Most probable component of each sample.
@@ -519,15 +541,35 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return np.asarray(X, dtype=np.float64), y
 
     def _n_parameters(self):
-        return P.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+        n_components, n_features = self.means_.shape
+        return P.n_parameters(self.covariance_type, n_components, n_features)
 
-    def bic(self, X):
-        """Bayesian information criterion of the model on X (lower is better)."""
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+    def _total_log_likelihood(self, X, sample_weight):
+        """(sum of w_i log p(x_i), the number of samples sum w_i)."""
+        log_prob = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.sum(log_prob, dtype=np.float64)), log_prob.shape[0]
+        sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None], 1)
+        return float(np.dot(sample_weight, log_prob)), float(sample_weight.sum())
 
-    def aic(self, X):
-        """Akaike information criterion of the model on X (lower is better)."""
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion of the model on X (lower is better).
+
+        With ``sample_weight``, the log-likelihood is weighted and the number
+        of samples is the sum of the weights.
+        """
+        if sample_weight is None:
+            return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+        log_likelihood, n_samples = self._total_log_likelihood(X, sample_weight)
+        return -2 * log_likelihood + self._n_parameters() * math.log(n_samples)
+
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion of the model on X (lower is better),
+        with the log-likelihood weighted by ``sample_weight`` when given."""
+        if sample_weight is None:
+            return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        log_likelihood, _ = self._total_log_likelihood(X, sample_weight)
+        return -2 * log_likelihood + 2 * self._n_parameters()
 
     # ---------------------------------------------------------------- verbose
 
@@ -564,15 +606,40 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
 
 class _Workspace:
-    """Buffers allocated once per fit and reused by every iteration."""
+    """Buffers allocated once per fit and reused by every iteration, and the
+    sample weights (None, or float64 of length n_samples)."""
 
-    def __init__(self, X, covariance_type, n_components):
+    def __init__(self, X, covariance_type, n_components, sample_weight=None):
         n_samples, n_features = X.shape
         n_slots = P.n_slots_for(n_samples, covariance_type, n_components, n_features)
         size = stat_size(P.KERNEL_COV_CODE[covariance_type], n_components, n_features)
         self.stats = np.zeros((n_slots, size))
-        self.no_weights = np.empty(0, dtype=np.float64)
+        self.sample_weight = sample_weight
+        if sample_weight is None:
+            self.kernel_weights = np.empty(0, dtype=np.float64)
+            self.total_weight = float(n_samples)
+        else:
+            self.kernel_weights = sample_weight
+            self.total_weight = float(sample_weight.sum())
         self.no_resp = np.empty((0, n_components), dtype=X.dtype)
+
+
+def _validate_sample_weight(sample_weight, X, n_components):
+    """None, or a C-contiguous float64 array of finite non-negative weights,
+    one per row of X, with at least n_components of them positive."""
+    if sample_weight is None:
+        return None
+    sample_weight = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    n_positive = int(np.count_nonzero(sample_weight))
+    if n_positive < n_components:
+        raise ValueError(
+            f"sample_weight has only {n_positive} positive weights, fewer than "
+            f"n_components = {n_components}: each component needs a sample of its own. "
+            "Lower n_components or give more samples a positive weight."
+        )
+    return np.ascontiguousarray(sample_weight)
 
 
 def _cast_params(params, dtype):
@@ -585,7 +652,7 @@ def _estimate(X, params, covariance_type, n_threads, labels=None, log_prob=None,
     dtype = X.dtype
     kernel = P.KernelParams(weights, means, precisions_cholesky, covariance_type, dtype)
     n_components = means.shape[0]
-    with blas_single_threaded(covariance_type, X.shape[1]):
+    with blas_single_threaded():
         estimate(
             X, *kernel.args(), kernel.code,
             labels if labels is not None else np.empty(0, dtype=np.int64),

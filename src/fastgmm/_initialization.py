@@ -21,12 +21,14 @@ def _block_rows(n_components):
     return max(256, RESP_BLOCK_ELEMENTS // n_components)
 
 
-def _stats_of_given_resp(X, resp_blocks, covariance_type, centers, tied_center, n_threads):
+def _stats_of_given_resp(X, resp_blocks, covariance_type, centers, tied_center, n_threads,
+                         sample_weight=None):
     """Sum the sufficient statistics of (rows, responsibilities) blocks.
 
     `resp_blocks` yields (start, stop, resp) with resp of shape
     (stop - start, K) in X's dtype; component k's statistics are shifted by
-    centers[k], the tied second moment by `tied_center`.
+    centers[k], the tied second moment by `tied_center`. Rows are weighted
+    by `sample_weight` (None: ones).
     """
     code = KERNEL_COV_CODE[covariance_type]
     dtype = X.dtype
@@ -40,8 +42,9 @@ def _stats_of_given_resp(X, resp_blocks, covariance_type, centers, tied_center, 
         stats = np.zeros(
             (n_slots_for(rows.shape[0], covariance_type, n_components, X.shape[1]), size)
         )
+        weights = empty_weights if sample_weight is None else sample_weight[start:stop]
         em_pass(
-            rows, empty_weights, centers, np.empty(1, dtype=dtype),
+            rows, weights, centers, np.empty(1, dtype=dtype),
             tied_center if covariance_type == "tied" else np.empty(0, dtype=dtype),
             tied_proj, np.zeros(n_components), np.ascontiguousarray(resp, dtype=dtype),
             code, stats, n_threads,
@@ -51,13 +54,19 @@ def _stats_of_given_resp(X, resp_blocks, covariance_type, centers, tied_center, 
     return total
 
 
-def initial_statistics(X, init_params, n_components, random_state, covariance_type, n_threads):
+def initial_statistics(X, init_params, n_components, random_state, covariance_type, n_threads,
+                       sample_weight=None):
     """Sufficient statistics of scikit-learn's initial responsibilities.
 
     Returns (stats_total, centers, tied_center): component k's statistics
     are shifted by centers[k] (K x D, X's dtype), chosen near that
     component's mean so that float32 chunk sums lose nothing to the shift;
     the tied second moment is taken about `tied_center`.
+
+    With `sample_weight`, k-means and k-means++ are weighted, 'random_from_data'
+    draws rows with probability proportional to their weight (when the
+    weights are not all equal: equal weights draw exactly as without), and
+    the statistics weight every row.
     """
     n_samples = X.shape[0]
     dtype = X.dtype
@@ -68,7 +77,7 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
     if init_params == "kmeans":
         labels = (
             KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-            .fit(X)
+            .fit(X, sample_weight=sample_weight)
             .labels_
         )
         # Shift each cluster by one of its own points: near its mean, and a
@@ -78,7 +87,8 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
         present, first_row = np.unique(labels, return_index=True)
         centers[present] = X[first_row]
         blocks = _one_hot_blocks(labels, n_components, block, dtype)
-        stats = _stats_of_given_resp(X, blocks, covariance_type, centers, center, n_threads)
+        stats = _stats_of_given_resp(X, blocks, covariance_type, centers, center, n_threads,
+                                     sample_weight)
         return stats, centers, center
 
     if init_params == "random":
@@ -94,13 +104,19 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
                 yield start, stop, resp
 
         # Random responsibilities put every component's mean near the data's.
-        stats = _stats_of_given_resp(X, blocks(), covariance_type, spread, center, n_threads)
+        stats = _stats_of_given_resp(X, blocks(), covariance_type, spread, center, n_threads,
+                                     sample_weight)
         return stats, spread, center
 
     if init_params == "random_from_data":
-        indices = random_state.choice(n_samples, size=n_components, replace=False)
+        p = None
+        if sample_weight is not None and np.ptp(sample_weight) > 0:
+            p = sample_weight / sample_weight.sum()
+        indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
     else:  # "k-means++"
-        _, indices = kmeans_plusplus(X, n_components, random_state=random_state)
+        _, indices = kmeans_plusplus(
+            X, n_components, random_state=random_state, sample_weight=sample_weight
+        )
     if covariance_type == "tied":
         # scikit-learn's tied covariance takes X^T X over every row, whatever
         # the responsibilities: pass all rows, one-hot on the chosen ones.
@@ -111,14 +127,16 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
         labels[indices] = np.arange(n_components)
         blocks = _one_hot_blocks(labels, n_components, block, dtype)
         zeros = np.zeros_like(spread)
-        stats = _stats_of_given_resp(X, blocks, covariance_type, zeros, origin, n_threads)
+        stats = _stats_of_given_resp(X, blocks, covariance_type, zeros, origin, n_threads,
+                                     sample_weight)
         return stats, zeros, origin
     # One-hot responsibilities on K rows: only those rows contribute, each
     # shifted by itself.
     rows = np.ascontiguousarray(X[indices])
     resp = np.eye(n_components, dtype=dtype)
+    weights = None if sample_weight is None else np.ascontiguousarray(sample_weight[indices])
     stats = _stats_of_given_resp(rows, [(0, n_components, resp)], covariance_type, rows,
-                                 center, n_threads)
+                                 center, n_threads, weights)
     return stats, rows, center
 
 

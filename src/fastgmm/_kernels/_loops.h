@@ -5,6 +5,8 @@
 #ifndef FASTGMM_LOOPS_H
 #define FASTGMM_LOOPS_H
 
+#include <stddef.h>
+
 #define FASTGMM_DEFINE_LOOPS(T, SUFFIX)                                        \
 /* acc[k] += (x - c[k])^2 * p[k]   (diag log-density) */                      \
 static inline void fastgmm_sq_dist_scaled_##SUFFIX(                            \

@@ -1,0 +1,136 @@
+"""sample_weight: weighted EM, weighted initialisation, clear errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastgmm import GaussianMixture
+from conftest import make_mixture
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _fixed_init(X, K, covariance_type, seed=0):
+    """Initial parameters given by the user: no random draws at all."""
+    rng = np.random.default_rng(seed)
+    D = X.shape[1]
+    precisions = {
+        "full": np.stack([np.eye(D)] * K),
+        "tied": np.eye(D),
+        "diag": np.ones((K, D)),
+        "spherical": np.ones(K),
+    }[covariance_type]
+    return dict(
+        weights_init=np.full(K, 1.0 / K),
+        means_init=X[rng.choice(X.shape[0], K, replace=False)],
+        precisions_init=precisions,
+    )
+
+
+def _fit(X, sample_weight=None, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(**params).fit(X, sample_weight=sample_weight)
+
+
+def _assert_same_fit(a, b, rtol=1e-9):
+    """Same trajectory; parameters to 1e-7 (float64) or 1e-4 (float32)."""
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=rtol)
+    param_rtol = 1e-7 if a.means_.dtype == np.float64 else 1e-4
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=param_rtol,
+                                   atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_integer_weights_equal_repeated_rows(covariance_type, dtype):
+    X, _ = make_mixture(n_samples=700, n_features=3, n_components=3, seed=11, dtype=dtype)
+    counts = np.random.default_rng(1).integers(0, 4, size=X.shape[0])
+    params = dict(n_components=3, covariance_type=covariance_type, max_iter=20, tol=0,
+                  **_fixed_init(X, 3, covariance_type))
+    weighted = _fit(X, counts.astype(float), **params)
+    repeated = _fit(np.repeat(X, counts, axis=0), **params)
+    _assert_same_fit(weighted, repeated, rtol=1e-9 if dtype == np.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_zero_weights_equal_dropping_rows(covariance_type):
+    X, _ = make_mixture(n_samples=600, n_features=2, n_components=3, seed=12)
+    keep = np.random.default_rng(2).random(X.shape[0]) < 0.6
+    params = dict(n_components=3, covariance_type=covariance_type, max_iter=20, tol=0,
+                  **_fixed_init(X[keep], 3, covariance_type))
+    weighted = _fit(X, keep.astype(float), **params)
+    dropped = _fit(X[keep], **params)
+    _assert_same_fit(weighted, dropped)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_uniform_weights_change_nothing(covariance_type, init_params):
+    X, _ = make_mixture(n_samples=500, n_features=3, n_components=3, seed=13)
+    params = dict(n_components=3, covariance_type=covariance_type, init_params=init_params,
+                  random_state=0, tol=1e-6)
+    plain = _fit(X, **params)
+    for value in (1.0, 2.0, 0.5):
+        weighted = _fit(X, np.full(X.shape[0], value), **params)
+        assert weighted.n_iter_ == plain.n_iter_
+        _assert_same_fit(weighted, plain)
+
+
+def test_weights_steer_the_fit():
+    # Two blobs; weighting one of them 9:1 moves the mixture weights there.
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(500, 2)), rng.normal(size=(500, 2)) + 8])
+    w = np.where(np.arange(1000) < 500, 9.0, 1.0)
+    gmm = _fit(X, w, n_components=2, random_state=0)
+    heavy = np.argmin(np.linalg.norm(gmm.means_, axis=1))
+    np.testing.assert_allclose(gmm.weights_[heavy], 0.9, atol=1e-3)
+
+
+def test_weighted_random_from_data_never_picks_zero_weight_rows():
+    X, _ = make_mixture(n_samples=400, n_features=2, n_components=4, seed=14)
+    w = np.zeros(X.shape[0])
+    w[:8] = np.arange(1, 9)
+    for seed in range(10):
+        gmm = _fit(X, w, n_components=4, init_params="random_from_data", random_state=seed,
+                   max_iter=0)
+        # Each initial mean is its chosen row (to 10 eps): the nearest row.
+        picked = [np.argmin(np.linalg.norm(X - m, axis=1)) for m in gmm.means_]
+        assert len(set(picked)) == 4 and max(picked) < 8
+
+
+def test_weighted_score_bic_aic():
+    X, _ = make_mixture(n_samples=400, n_features=2, n_components=2, seed=15)
+    w = np.random.default_rng(3).integers(1, 4, size=X.shape[0]).astype(float)
+    gmm = _fit(X, n_components=2, random_state=0)
+    Xr = np.repeat(X, w.astype(int), axis=0)
+    np.testing.assert_allclose(gmm.score(X, sample_weight=w), gmm.score(Xr), rtol=1e-12)
+    np.testing.assert_allclose(gmm.bic(X, sample_weight=w), gmm.bic(Xr), rtol=1e-12)
+    np.testing.assert_allclose(gmm.aic(X, sample_weight=w), gmm.aic(Xr), rtol=1e-12)
+    # Fitting with weights reaches the weighted mean log-likelihood it reports.
+    fitted = _fit(X, w, n_components=2, random_state=0, tol=1e-10, max_iter=500)
+    np.testing.assert_allclose(fitted.lower_bound_, fitted.score(X, sample_weight=w),
+                               rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (lambda n: -np.ones(n), "Negative values in data passed to `sample_weight`"),
+        (lambda n: np.r_[np.nan, np.ones(n - 1)], "Input sample_weight contains NaN"),
+        (lambda n: np.r_[np.inf, np.ones(n - 1)], "Input sample_weight contains infinity"),
+        (lambda n: np.zeros(n), "at least one non-zero"),
+        (lambda n: np.r_[1.0, np.zeros(n - 1)], "fewer than n_components"),
+        (lambda n: np.ones(n + 1), r"sample_weight.shape == \(\d+,\), expected \(\d+,\)"),
+        (lambda n: np.ones((n, 2)), "Sample weights must be 1D array or scalar"),
+    ],
+)
+def test_bad_weights_raise_clear_errors_and_leave_no_fit(weights, message):
+    X, _ = make_mixture(n_samples=50, n_features=2, n_components=2, seed=16)
+    gmm = GaussianMixture(2, random_state=0)
+    with pytest.raises(ValueError, match=message):
+        gmm.fit(X, sample_weight=weights(X.shape[0]))
+    assert not [k for k in vars(gmm) if k.endswith("_")]
