@@ -15,12 +15,10 @@ cdef extern from "_fastexp.h":
     double fastgmm_exp(double x) noexcept nogil
 
 cdef extern from "_loops.h":
-    void fastgmm_sq_dist_scaled_d(int K, double x, const double *c, const double *p, double *acc) noexcept nogil
-    void fastgmm_sq_dist_scaled_f(int K, float x, const float *c, const float *p, float *acc) noexcept nogil
     void fastgmm_sq_dist_d(int K, double x, const double *c, double *acc) noexcept nogil
     void fastgmm_sq_dist_f(int K, float x, const float *c, float *acc) noexcept nogil
-    void fastgmm_moments_d(int K, double x, const double *c, const double *r, double *s1, double *s2) noexcept nogil
-    void fastgmm_moments_f(int K, float x, const float *c, const float *r, float *s1, float *s2) noexcept nogil
+    void fastgmm_diag_moments_d(int n, int K, int D, const double *X, const double *r, const double *c, double *s1, double *s2) noexcept nogil
+    void fastgmm_diag_moments_f(int n, int K, int D, const float *X, const float *r, const float *c, float *s1, float *s2) noexcept nogil
     void fastgmm_axpy_d(int n, double a, const double *u, double *y) noexcept nogil
     void fastgmm_axpy_f(int n, float a, const float *u, float *y) noexcept nogil
     void fastgmm_maha_rows_d(int n, int D, const double *xt, const double *mu, const double *U, double *y, double *maha) noexcept nogil
@@ -30,6 +28,8 @@ cdef extern from "_loops.h":
     void fastgmm_transpose_d(int n, int D, const double *X, double *xt) noexcept nogil
     void fastgmm_transpose_f(int n, int D, const float *X, float *xt) noexcept nogil
     void fastgmm_column_sums(int n, int K, const double *resp, double *out) noexcept nogil
+    void fastgmm_diag_row_d(int K, int D, const double *x, const double *c, const double *p, double *out) noexcept nogil
+    void fastgmm_diag_row_f(int K, int D, const float *x, const float *c, const float *p, float *out) noexcept nogil
 
 
 cdef inline void transpose_chunk(
@@ -164,13 +164,10 @@ cdef inline void weighted_log_prob(
                 wlp[i * K + k] = log_const[k] - 0.5 * kbuf[k]
     else:
         for i in range(n_rows):
-            for k in range(K):
-                kbuf[k] = 0
-            for j in range(D):
-                if floating is double:
-                    fastgmm_sq_dist_scaled_d(K, X[i * D + j], means_t + j * K, aux_t + j * K, kbuf)
-                else:
-                    fastgmm_sq_dist_scaled_f(K, X[i * D + j], means_t + j * K, aux_t + j * K, kbuf)
+            if floating is double:
+                fastgmm_diag_row_d(K, D, X + i * D, means_t, aux_t, kbuf)
+            else:
+                fastgmm_diag_row_f(K, D, X + i * D, means_t, aux_t, kbuf)
             for k in range(K):
                 wlp[i * K + k] = log_const[k] - 0.5 * kbuf[k]
 

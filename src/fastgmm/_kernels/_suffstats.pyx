@@ -29,7 +29,7 @@ from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, SMALL_D, COV_FULL, COV_TIED, COV_DIAG,
     weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
-    fastgmm_moments_d, fastgmm_moments_f, fastgmm_axpy_d, fastgmm_axpy_f,
+    fastgmm_diag_moments_d, fastgmm_diag_moments_f, fastgmm_axpy_d, fastgmm_axpy_f,
     ROWWISE_FULL_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
     fastgmm_column_sums,
 )
@@ -53,7 +53,7 @@ cdef void _accumulate_chunk(
     floating *buf1,             # SCRATCH n_rows x (D + 2)
     floating *buf2,             # SCRATCH n_rows x (D + 2)
     floating *s2_partial,       # SCRATCH D x D (float32 partial products)
-    floating *chunk_sums,       # SCRATCH 2 x D x K + K (diag only)
+    floating *chunk_sums,       # SCRATCH 2 x D x K + CHUNK_SIZE x K (diag only)
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
 ) noexcept nogil:
     cdef int i, j, a, b, k
@@ -166,16 +166,12 @@ cdef void _accumulate_chunk(
         r_row = chunk_sums + 2 * D * K
         for j in range(2 * D * K):
             chunk_sums[j] = 0
-        for i in range(n_rows):
-            for k in range(K):
-                r_row[k] = <floating> resp[i * K + k]
-            for j in range(D):
-                if floating is double:
-                    fastgmm_moments_d(K, X[i * D + j], means_t + j * K, r_row,
-                                      s1_t + j * K, s2_t + j * K)
-                else:
-                    fastgmm_moments_f(K, X[i * D + j], means_t + j * K, r_row,
-                                      s1_t + j * K, s2_t + j * K)
+        if floating is double:
+            fastgmm_diag_moments_d(n_rows, K, D, X, resp, means_t, s1_t, s2_t)
+        else:
+            for i in range(n_rows * K):
+                r_row[i] = <floating> resp[i]
+            fastgmm_diag_moments_f(n_rows, K, D, X, r_row, means_t, s1_t, s2_t)
         for k in range(K):
             for j in range(D):
                 s1[k * D + j] += s1_t[j * K + k]
@@ -262,7 +258,7 @@ def em_pass(
         resp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
         lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
         kbuf = <floating *> malloc(K * sizeof(floating))
-        chunk_sums = <floating *> malloc((2 * D * K + K) * sizeof(floating))
+        chunk_sums = <floating *> malloc((2 * D * K + CHUNK_SIZE * K) * sizeof(floating))
 
         for slot in prange(n_slots, schedule='static'):
             stat = &stats[slot, 0]
