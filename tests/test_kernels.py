@@ -18,11 +18,13 @@ from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import CHUNK_ROWS, em_pass
 from fastgmm._parameters import KernelParams, compute_precision_cholesky, n_slots_for
-from fastgmm._kernels._suffstats import ROWWISE_FULL_FEATURES, SMALL_FEATURES
+from fastgmm._kernels._suffstats import ROWWISE_FULL_FEATURES, SMALL_FEATURES, TRMM_MIN_FEATURES
 
 # Above ROWWISE_FULL_FEATURES (full) and SMALL_FEATURES (tied) the kernels
 # call BLAS (gemm, syrk); at or below, direct loops. Both paths are tested.
 D_BLAS = max(SMALL_FEATURES, ROWWISE_FULL_FEATURES) + 3
+# From TRMM_MIN_FEATURES the full kernel multiplies by the factor with trmm.
+D_TRMM = TRMM_MIN_FEATURES + 1
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 DTYPES = [np.float64, np.float32]
@@ -203,7 +205,7 @@ MODES_AND_SIZES = [("unweighted", n) for n in SIZES] + [
 
 @pytest.mark.parametrize("mode, N", MODES_AND_SIZES)
 @pytest.mark.parametrize("K", [1, 4])
-@pytest.mark.parametrize("D", [1, 3, 12, D_BLAS])
+@pytest.mark.parametrize("D", [1, 3, 12, D_BLAS, D_TRMM])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_em_pass_matches_reference(dtype, covariance_type, D, K, N, mode):
@@ -217,7 +219,7 @@ def test_em_pass_matches_reference(dtype, covariance_type, D, K, N, mode):
 
 
 @pytest.mark.parametrize("n_slots", [1, 3, 7])
-@pytest.mark.parametrize("D", [3, D_BLAS])
+@pytest.mark.parametrize("D", [3, D_BLAS, D_TRMM])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_em_pass_any_slot_count_covers_every_chunk(dtype, covariance_type, D, n_slots):
@@ -249,7 +251,7 @@ def test_em_pass_integer_weights_equal_repeated_rows(dtype, covariance_type):
 
 @pytest.mark.parametrize("N", SIZES)
 @pytest.mark.parametrize("K", [1, 4])
-@pytest.mark.parametrize("D", [1, 3, 12, D_BLAS])
+@pytest.mark.parametrize("D", [1, 3, 12, D_BLAS, D_TRMM])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_estimate_matches_reference(dtype, covariance_type, D, K, N):
@@ -320,7 +322,7 @@ def test_far_away_points_stay_finite(dtype, covariance_type):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("D", [3, D_BLAS])
+@pytest.mark.parametrize("D", [3, D_BLAS, D_TRMM])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_bitwise_identical_across_thread_counts(dtype, covariance_type, D, weighted):

@@ -30,13 +30,14 @@ from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, SMALL_D, COV_FULL, COV_TIED, COV_DIAG,
     weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
     fastgmm_diag_moments_d, fastgmm_diag_moments_f, fastgmm_axpy_d, fastgmm_axpy_f,
-    ROWWISE_FULL_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
+    ROWWISE_FULL_D, TRMM_MIN_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
     fastgmm_column_sums,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
 SMALL_FEATURES = SMALL_D
 ROWWISE_FULL_FEATURES = ROWWISE_FULL_D
+TRMM_MIN_FEATURES = TRMM_MIN_D
 
 
 cdef void _accumulate_chunk(
