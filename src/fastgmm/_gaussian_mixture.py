@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastgmm import _parameters as P
+from fastgmm._batches import BatchData
 from fastgmm._initialization import initial_statistics
 from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._suffstats import em_pass, stat_size
@@ -212,6 +213,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Estimate model parameters with the EM algorithm.
 
@@ -236,7 +238,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : object
         """
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        self._fit_or_restore(X, sample_weight, return_labels=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -249,16 +251,68 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
+        return self._fit_or_restore(X, sample_weight, return_labels=True)
+
+    def _fit_or_restore(self, X, sample_weight, return_labels):
         saved_state = dict(self.__dict__)
         try:
-            return self._fit(X, sample_weight)
+            return self._fit(X, sample_weight, return_labels)
         except BaseException:
             # Nothing half-fitted stays behind, on error or on Ctrl-C.
             self.__dict__.clear()
             self.__dict__.update(saved_state)
             raise
 
-    def _fit(self, X, sample_weight=None):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_batches(self, batches):
+        """Fit on data given as batches of rows, one batch in memory at a time.
+
+        An exact out-of-core EM: every iteration is one pass over all the
+        batches, and the result equals ``fit`` on the concatenated batches
+        from the same initialisation (to rounding). Use it for data larger
+        than memory: files read chunk by chunk, a list of memory maps, etc.
+        (A single ``numpy.memmap`` can also go straight to ``fit``, which
+        streams through it without copying.)
+
+        Parameters
+        ----------
+        batches : list of array-like, or callable
+            Either a collection of arrays of shape (n_i, n_features) that can
+            be iterated more than once, or a function returning a fresh
+            iterator of such arrays at each call. The first pass validates
+            every batch (shape, dtype, finite values); later passes must
+            yield the same rows. float32 batches are fitted in float32.
+
+        Notes
+        -----
+        init_params 'random_from_data' and 'random' make the same random
+        draws as ``fit``; 'kmeans' and 'k-means++' need the whole data and
+        raise a ValueError here: pass weights_init, means_init and
+        precisions_init instead (for example from a k-means on a sample).
+
+        Returns
+        -------
+        self : object
+        """
+        saved_state = dict(self.__dict__)
+        try:
+            data = BatchData(batches)
+            if data.n_samples < max(2, self.n_components):
+                raise ValueError(
+                    "Expected n_samples >= max(2, n_components) "
+                    f"but got n_components = {self.n_components}, "
+                    f"n_samples = {data.n_samples}"
+                )
+            self.__dict__.pop("feature_names_in_", None)
+            self.n_features_in_ = data.n_features
+            self._run_em(data)
+            return self
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved_state)
+            raise
+
+    def _fit(self, X, sample_weight, return_labels):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
@@ -270,24 +324,35 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"n_samples = {n_samples}"
             )
         sample_weight = _validate_sample_weight(sample_weight, X, self.n_components)
-        user_init = self._check_user_init(n_features)
+        data = _InMemoryData(X, sample_weight)
+        params = self._run_em(data)
+        if not return_labels:
+            # scikit-learn's fit ends with an E-step for fit_predict's labels;
+            # fit has no use for them (an N-long array and a pass saved).
+            return None
+        labels = np.empty(n_samples, dtype=np.int64)
+        with blas_single_threaded():
+            _estimate(X, params, self.covariance_type, n_threads_for(n_samples), labels=labels)
+        return labels
 
+    def _run_em(self, data):
+        """The n_init / EM loop on validated data (in memory or in batches);
+        sets the fitted attributes and returns the best parameters."""
+        user_init = self._check_user_init(data.n_features)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        n_threads = n_threads_for(n_samples)
+        n_threads = n_threads_for(data.n_samples)
         n_components = self.n_components
         if not do_init:
-            n_components = self._check_warm_start_parameters(n_features)
-        workspace = _Workspace(X, self.covariance_type, n_components, sample_weight)
+            n_components = self._check_warm_start_parameters(data.n_features)
+        workspace = _Workspace(data, self.covariance_type, n_components)
 
         with blas_single_threaded():
             best, max_lower_bound = self._fit_inits(
-                X, n_init, do_init, random_state, user_init, workspace, n_threads
+                data, n_init, do_init, random_state, user_init, workspace, n_threads
             )
-            params, n_iter, lower_bounds, converged = best
-            labels = np.empty(n_samples, dtype=np.int64)
-            _estimate(X, params, self.covariance_type, n_threads, labels=labels)
+        params, n_iter, lower_bounds, converged = best
         if not converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. "
@@ -301,9 +366,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.n_iter_ = n_iter
         self.lower_bound_ = max_lower_bound
         self.lower_bounds_ = lower_bounds
-        return labels
+        return params
 
-    def _fit_inits(self, X, n_init, do_init, random_state, user_init, workspace, n_threads):
+    def _fit_inits(self, data, n_init, do_init, random_state, user_init, workspace, n_threads):
         """scikit-learn's n_init loop; returns the best (params, n_iter,
         lower_bounds, converged) and its lower bound."""
         max_lower_bound = -np.inf
@@ -311,9 +376,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         for init in range(n_init):
             self._print_verbose_msg_init_beg(init)
             if do_init:
-                params = self._initial_parameters(
-                    X, random_state, user_init, workspace, n_threads
-                )
+                params = self._initial_parameters(data, random_state, user_init, n_threads)
                 lower_bound = -np.inf
             else:
                 params = self._get_parameters()
@@ -325,7 +388,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             converged = False
             for n_iter in range(1, self.max_iter + 1):
                 prev_lower_bound = lower_bound
-                params, lower_bound = self._em_iteration(X, params, workspace, n_threads)
+                params, lower_bound = self._em_iteration(data, params, workspace, n_threads)
                 current_lower_bounds.append(lower_bound)
                 change = lower_bound - prev_lower_bound
                 self._print_verbose_msg_iter_end(n_iter, change)
@@ -370,20 +433,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
         return weights, means, precisions
 
-    def _initial_parameters(self, X, random_state, user_init, workspace, n_threads):
+    def _initial_parameters(self, data, random_state, user_init, n_threads):
         weights_init, means_init, precisions_init = user_init
-        dtype = X.dtype
+        dtype = data.dtype
         weights = means = covariances = None
         if weights_init is None or means_init is None or precisions_init is None:
-            stats, centers, tied_center = initial_statistics(
-                X, self.init_params, self.n_components, random_state,
-                self.covariance_type, n_threads, workspace.sample_weight,
+            stats, centers, tied_center = data.initial_statistics(
+                self.init_params, self.n_components, random_state,
+                self.covariance_type, n_threads,
             )
             nk, means, covariances = P.gaussian_parameters(
                 stats, centers.astype(np.float64), tied_center.astype(np.float64),
                 self.covariance_type, self.reg_covar, dtype,
             )
-            weights = nk / workspace.total_weight
+            weights = nk / data.total_weight
         if weights_init is not None:
             weights = weights_init
         if means_init is not None:
@@ -401,20 +464,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         return _cast_params((weights, means, covariances, precisions_cholesky), dtype)
 
-    def _em_iteration(self, X, params, workspace, n_threads):
+    def _em_iteration(self, data, params, workspace, n_threads):
         """One fused E+M pass: returns the new parameters and the mean log-likelihood
-        of X under the parameters it was given (scikit-learn's lower bound)."""
+        of the data under the parameters it was given (scikit-learn's lower bound)."""
         weights, means, _, precisions_cholesky = params
-        dtype = X.dtype
+        dtype = data.dtype
         kernel = P.KernelParams(weights, means, precisions_cholesky, self.covariance_type, dtype)
-        stats = workspace.stats
-        stats.fill(0.0)
-        em_pass(
-            X, workspace.kernel_weights, *kernel.args(),
-            workspace.no_resp, kernel.code, stats, n_threads,
-        )
-        total = stats.sum(axis=0)
-        lower_bound = total[0] / workspace.total_weight
+        total = None
+        for X, sample_weight in data.passes():
+            block_total = workspace.accumulate(X, sample_weight, kernel, n_threads)
+            total = block_total if total is None else total + block_total
+        lower_bound = total[0] / data.total_weight
         tied_center = kernel.tied_center.astype(np.float64)
         nk, new_means, covariances = P.gaussian_parameters(
             total, kernel.means.astype(np.float64), tied_center, self.covariance_type,
@@ -606,22 +666,55 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
 
 class _Workspace:
-    """Buffers allocated once per fit and reused by every iteration, and the
-    sample weights (None, or float64 of length n_samples)."""
+    """The statistics buffer, allocated once per fit (sized for the largest
+    block of rows) and reused by every pass."""
 
-    def __init__(self, X, covariance_type, n_components, sample_weight=None):
-        n_samples, n_features = X.shape
-        n_slots = P.n_slots_for(n_samples, covariance_type, n_components, n_features)
-        size = stat_size(P.KERNEL_COV_CODE[covariance_type], n_components, n_features)
-        self.stats = np.zeros((n_slots, size))
+    def __init__(self, data, covariance_type, n_components):
+        n_slots = P.n_slots_for(data.max_block_rows, covariance_type, n_components,
+                                data.n_features)
+        self.covariance_type = covariance_type
+        self.stats = np.zeros(
+            (n_slots, stat_size(P.KERNEL_COV_CODE[covariance_type], n_components,
+                                data.n_features))
+        )
+        self.no_weights = np.empty(0, dtype=np.float64)
+        self.no_resp = np.empty((0, n_components), dtype=data.dtype)
+
+    def accumulate(self, X, sample_weight, kernel, n_threads):
+        """Summed sufficient statistics of one block of rows."""
+        n_slots = P.n_slots_for(X.shape[0], self.covariance_type, self.no_resp.shape[1],
+                                X.shape[1])
+        stats = self.stats[:n_slots]
+        stats.fill(0.0)
+        em_pass(
+            X, self.no_weights if sample_weight is None else sample_weight, *kernel.args(),
+            self.no_resp, kernel.code, stats, n_threads,
+        )
+        return stats.sum(axis=0)
+
+
+class _InMemoryData:
+    """X (validated, C-ordered) and its sample weights, as one block."""
+
+    def __init__(self, X, sample_weight):
+        self.X = X
         self.sample_weight = sample_weight
-        if sample_weight is None:
-            self.kernel_weights = np.empty(0, dtype=np.float64)
-            self.total_weight = float(n_samples)
-        else:
-            self.kernel_weights = sample_weight
-            self.total_weight = float(sample_weight.sum())
-        self.no_resp = np.empty((0, n_components), dtype=X.dtype)
+        self.n_samples, self.n_features = X.shape
+        self.max_block_rows = self.n_samples
+        self.dtype = X.dtype
+        self.total_weight = (
+            float(self.n_samples) if sample_weight is None else float(sample_weight.sum())
+        )
+
+    def passes(self):
+        yield self.X, self.sample_weight
+
+    def initial_statistics(self, init_params, n_components, random_state, covariance_type,
+                           n_threads):
+        return initial_statistics(
+            self.X, init_params, n_components, random_state, covariance_type, n_threads,
+            self.sample_weight,
+        )
 
 
 def _validate_sample_weight(sample_weight, X, n_components):

@@ -1,0 +1,149 @@
+"""Exact out-of-core fits: data given as a re-iterable source of row batches.
+
+`GaussianMixture.fit_batches(batches)` runs the same EM as `fit`, one pass
+over all batches per iteration, so only one batch is in memory at a time.
+The result equals the in-memory fit of the concatenated batches from the
+same initialisation (to rounding: the sums are grouped by batch).
+"""
+
+import numpy as np
+from sklearn.utils import check_array
+
+from fastgmm._initialization import _one_hot_blocks, _stats_of_given_resp
+
+# Initialisations that need the whole data set at once (k-means).
+_IN_MEMORY_INITS = ("kmeans", "k-means++")
+
+
+class BatchData:
+    """A re-iterable source of (n_i, D) arrays, validated on a first pass.
+
+    `batches` is either a collection that can be iterated more than once (a
+    list or tuple of arrays, a numpy array split, ...) or a function that
+    returns a fresh iterator of arrays at each call (for example one that
+    reads a file chunk by chunk).
+    """
+
+    def __init__(self, batches):
+        if callable(batches):
+            self._open = batches
+        else:
+            if iter(batches) is batches:
+                raise TypeError(
+                    "batches is a one-shot iterator, but EM needs one pass over the data "
+                    "per iteration. Pass a list of arrays, or a function that returns a "
+                    "new iterator of arrays each time it is called."
+                )
+            self._open = lambda: iter(batches)
+        self.dtype = None
+        self.n_features = None
+        self.n_samples = 0
+        self.max_block_rows = 0
+        self.n_batches = 0
+        column_sum = None
+        for index, batch in enumerate(self._open()):
+            batch = check_array(
+                batch, dtype=[np.float64, np.float32] if self.dtype is None else self.dtype,
+                order="C", ensure_min_samples=1,
+                input_name=f"batch {index}",
+            )
+            if self.n_features is None:
+                self.dtype, self.n_features = batch.dtype, batch.shape[1]
+                column_sum = np.zeros(self.n_features)
+            elif batch.shape[1] != self.n_features:
+                raise ValueError(
+                    f"batch {index} has {batch.shape[1]} features, but batch 0 has "
+                    f"{self.n_features}: every batch must have the same columns."
+                )
+            self.n_samples += batch.shape[0]
+            self.max_block_rows = max(self.max_block_rows, batch.shape[0])
+            self.n_batches += 1
+            column_sum += batch.sum(axis=0, dtype=np.float64)
+        if self.n_batches == 0:
+            raise ValueError("batches yielded no data: at least one non-empty batch is needed.")
+        self.total_weight = float(self.n_samples)
+        self.center = (column_sum / self.n_samples).astype(self.dtype)
+
+    def passes(self):
+        """(batch, None) for every batch, in the dtype of the first pass."""
+        seen = 0
+        for index, batch in enumerate(self._open()):
+            batch = np.ascontiguousarray(batch, dtype=self.dtype)
+            if batch.ndim != 2 or batch.shape[1] != self.n_features:
+                raise ValueError(
+                    f"batch {index} has shape {batch.shape}; expected (n, {self.n_features})."
+                )
+            seen += batch.shape[0]
+            yield batch, None
+        if seen != self.n_samples:
+            raise ValueError(
+                f"the batches held {seen} rows on this pass but {self.n_samples} on the "
+                "first: the source must yield the same data on every pass."
+            )
+
+    def _row_blocks(self):
+        start = 0
+        for batch, _ in self.passes():
+            yield start, batch
+            start += batch.shape[0]
+
+    def initial_statistics(self, init_params, n_components, random_state, covariance_type,
+                           n_threads):
+        """As `_initialization.initial_statistics` on the concatenated batches,
+        with the same random draws, for the initialisations that can stream."""
+        if init_params in _IN_MEMORY_INITS:
+            raise ValueError(
+                f"init_params={init_params!r} needs all the data in memory. For a fit "
+                "over batches use init_params='random_from_data' or 'random', or give "
+                "weights_init, means_init and precisions_init (for example from a "
+                "k-means on a sample)."
+            )
+        dtype = self.dtype
+        spread = np.ascontiguousarray(
+            np.broadcast_to(self.center, (n_components, self.n_features))
+        )
+        if init_params == "random":
+            # One uniform stream, row after row, exactly as the in-memory fit draws it.
+            def blocks():
+                for start, batch in self._row_blocks():
+                    resp = np.asarray(
+                        random_state.uniform(size=(batch.shape[0], n_components)), dtype=dtype
+                    )
+                    resp /= resp.sum(axis=1)[:, np.newaxis]
+                    yield batch, resp
+
+            stats = self._sum_blocks(blocks(), covariance_type, spread, self.center, n_threads)
+            return stats, spread, self.center
+
+        indices = random_state.choice(self.n_samples, size=n_components, replace=False)
+        if covariance_type == "tied":
+            labels = np.full(self.n_samples, -1, dtype=np.intp)
+            labels[indices] = np.arange(n_components)
+            origin = np.zeros_like(self.center)
+            zeros = np.zeros_like(spread)
+
+            def blocks():
+                for start, batch in self._row_blocks():
+                    part = labels[start : start + batch.shape[0]]
+                    (_, _, resp), = _one_hot_blocks(part, n_components, part.shape[0], dtype)
+                    yield batch, resp
+
+            stats = self._sum_blocks(blocks(), covariance_type, zeros, origin, n_threads)
+            return stats, zeros, origin
+        rows = np.empty((n_components, self.n_features), dtype=dtype)
+        for start, batch in self._row_blocks():
+            inside = (indices >= start) & (indices < start + batch.shape[0])
+            rows[inside] = batch[indices[inside] - start]
+        resp = np.eye(n_components, dtype=dtype)
+        stats = _stats_of_given_resp(rows, [(0, n_components, resp)], covariance_type, rows,
+                                     self.center, n_threads)
+        return stats, rows, self.center
+
+    @staticmethod
+    def _sum_blocks(blocks, covariance_type, centers, tied_center, n_threads):
+        total = None
+        for batch, resp in blocks:
+            part = _stats_of_given_resp(batch, [(0, batch.shape[0], resp)], covariance_type,
+                                        centers, tied_center, n_threads)
+            total = part if total is None else total + part
+        return total

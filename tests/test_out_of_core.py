@@ -1,0 +1,196 @@
+"""Data larger than memory: fit on a memmap, and fit_batches over a source of batches."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastgmm import GaussianMixture
+from conftest import make_mixture
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*args, **kwargs)
+
+
+def _split(X, sizes):
+    edges = np.cumsum(sizes)[:-1]
+    return np.split(X, edges)
+
+
+def _assert_same(a, b, rtol):
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=rtol)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol * 100,
+                                   atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("init_params", ["random_from_data", "random"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batches_equal_the_in_memory_fit(covariance_type, init_params, dtype):
+    X, _ = make_mixture(n_samples=3000, n_features=5, n_components=3, seed=21, dtype=dtype)
+    batches = _split(X, [700, 1, 1299, 1000])           # unequal, one single row
+    params = dict(n_components=3, covariance_type=covariance_type,
+                  init_params=init_params, random_state=0, max_iter=15, tol=0)
+    in_memory = _quiet(GaussianMixture(**params).fit, X)
+    streamed = _quiet(GaussianMixture(**params).fit_batches, batches)
+    _assert_same(streamed, in_memory, rtol=1e-10 if dtype == np.float64 else 1e-5)
+    assert streamed.n_features_in_ == 5
+    assert streamed.means_.dtype == dtype
+    np.testing.assert_array_equal(streamed.predict(X), in_memory.predict(X))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_batches_from_a_function_reading_a_file(tmp_path, covariance_type):
+    X, _ = make_mixture(n_samples=2500, n_features=3, n_components=2, seed=22)
+    path = tmp_path / "data.npy"
+    np.save(path, X)
+
+    def read_in_chunks():
+        data = np.load(path, mmap_mode="r")
+        for start in range(0, data.shape[0], 600):
+            yield np.array(data[start:start + 600])
+
+    K = 2
+    init = dict(weights_init=[0.5, 0.5], means_init=X[:2],
+                precisions_init={"full": np.stack([np.eye(3)] * K), "tied": np.eye(3),
+                                 "diag": np.ones((K, 3)), "spherical": np.ones(K)}[covariance_type])
+    params = dict(n_components=K, covariance_type=covariance_type, tol=1e-8, max_iter=200,
+                  **init)
+    streamed = _quiet(GaussianMixture(**params).fit_batches, read_in_chunks)
+    in_memory = _quiet(GaussianMixture(**params).fit, X)
+    assert streamed.n_iter_ == in_memory.n_iter_
+    _assert_same(streamed, in_memory, rtol=1e-10)
+
+
+def test_fit_on_a_memmap_equals_the_in_memory_fit(tmp_path):
+    X, _ = make_mixture(n_samples=5000, n_features=4, n_components=3, seed=23, dtype=np.float32)
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32,
+                                   shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    data = np.load(tmp_path / "x.npy", mmap_mode="r")
+    params = dict(n_components=3, init_params="random_from_data", random_state=0)
+    a = GaussianMixture(**params).fit(data)
+    b = GaussianMixture(**params).fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert a.lower_bound_ == b.lower_bound_
+
+
+def test_bad_batch_sources_raise_clear_errors():
+    X, _ = make_mixture(n_samples=300, n_features=2, n_components=2, seed=24)
+    gmm = GaussianMixture(2, init_params="random_from_data", random_state=0)
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        gmm.fit_batches(iter([X[:100], X[100:]]))
+    with pytest.raises(ValueError, match="batch 1 has 3 features"):
+        gmm.fit_batches([X, np.ones((5, 3))])
+    bad = X.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match="batch 1 contains NaN"):
+        gmm.fit_batches([X[:100], bad])
+    with pytest.raises(ValueError, match="no data"):
+        gmm.fit_batches([])
+    with pytest.raises(ValueError, match="needs all the data in memory"):
+        GaussianMixture(2, random_state=0).fit_batches([X])
+    with pytest.raises(ValueError, match="n_samples >= max"):
+        GaussianMixture(5, init_params="random").fit_batches([X[:3]])
+    calls = []
+
+    def shrinking():
+        calls.append(1)
+        return iter([X] if len(calls) == 1 else [X[:10]])
+
+    with pytest.raises(ValueError, match="same data on every pass"):
+        gmm.fit_batches(shrinking)
+    assert not [k for k in vars(gmm) if k.endswith("_")], "a failed fit left attributes"
+
+
+def test_failed_batch_fit_keeps_the_previous_model():
+    X, _ = make_mixture(n_samples=300, n_features=2, n_components=2, seed=25)
+    gmm = GaussianMixture(2, init_params="random_from_data", random_state=0).fit(X)
+    before = {k: np.copy(v) for k, v in vars(gmm).items() if k.endswith("_")}
+    with pytest.raises(ValueError):
+        gmm.fit_batches([X, np.ones((5, 3))])
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(gmm, name), value)
+
+
+LARGE_MEMMAP_SCRIPT = textwrap.dedent(
+    """
+    import sys, threading, time
+    import numpy as np
+    from fastgmm import GaussianMixture
+
+    path, n_rows, n_features = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    X = np.load(path, mmap_mode="r")
+    assert X.shape == (n_rows, n_features) and X.dtype == np.float32
+
+    def rss_anon_kib():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+
+    peak = [rss_anon_kib()]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_anon_kib())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    gmm = GaussianMixture(8, covariance_type="diag", init_params="random_from_data",
+                          random_state=0, max_iter=3, tol=0).fit(X)
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], rss_anon_kib())
+    print(f"peak_rss_anon_mib={peak[0] / 1024:.1f} fit_seconds={elapsed:.1f} "
+          f"lower_bound={gmm.lower_bound_:.4f}")
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_gigabyte_memmap_fits_in_little_anonymous_memory(tmp_path):
+    # 2 GiB of float32 on disk; the fit runs in a fresh process that samples
+    # its RssAnon (the memmap's pages are page cache, not anonymous memory).
+    n_features = 16
+    n_rows = (2 * 2**30) // (4 * n_features) + 1
+    path = tmp_path / "big.npy"
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                   shape=(n_rows, n_features))
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=5, size=(8, n_features)).astype(np.float32)
+    step = 1 << 20
+    for start in range(0, n_rows, step):
+        stop = min(start + step, n_rows)
+        labels = rng.integers(8, size=stop - start)
+        mm[start:stop] = centers[labels] + rng.standard_normal(
+            (stop - start, n_features), dtype=np.float32)
+    mm.flush()
+    del mm
+    assert os.path.getsize(path) >= 2 * 2**30
+    script = tmp_path / "fit_memmap.py"
+    script.write_text(LARGE_MEMMAP_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), str(path), str(n_rows), str(n_features)],
+        capture_output=True, text=True, check=True, timeout=900,
+    ).stdout
+    print(out)
+    fields = dict(item.split("=") for item in out.split())
+    assert float(fields["peak_rss_anon_mib"]) < 400, out
+    assert np.isfinite(float(fields["lower_bound"]))
