@@ -167,31 +167,34 @@ static inline void fastgmm_diag_row_##SUFFIX(                                  \
 
 /* Diagonal moments of a chunk: s1[j, k] += sum_i r[i, k] (x[i, j] - c[j, k])
  * and s2[j, k] += sum_i r[i, k] (x[i, j] - c[j, k])^2, with X n x D, r n x K,
- * c, s1, s2 D x K. Rows go four at a time, so each partial sum is loaded and
- * stored once per four rows instead of once per row. */
+ * c, s1, s2 D x K.  Rows go eight at a time, so each partial sum is loaded and
+ * stored once per eight rows instead of once per row. */
 #define FASTGMM_DEFINE_DIAG_MOMENTS(T, SUFFIX)                                 \
 static inline void fastgmm_diag_moments_##SUFFIX(                              \
     int n, int K, int D, const T *__restrict__ X, const T *__restrict__ r,    \
     const T *__restrict__ c, T *__restrict__ s1, T *__restrict__ s2)          \
 {                                                                             \
     int i = 0;                                                                \
-    for (; i + 4 <= n; i += 4) {                                              \
+    for (; i + 8 <= n; i += 8) {                                              \
         const T *x0 = X + (size_t)i * D;                                      \
-        const T *r0 = r + (size_t)i * K, *r1 = r0 + K, *r2 = r1 + K,          \
-                *r3 = r2 + K;                                                 \
+        const T *r0 = r + (size_t)i * K;                                      \
         for (int j = 0; j < D; j++) {                                         \
-            const T y0 = x0[j], y1 = x0[D + j], y2 = x0[2 * D + j],           \
-                    y3 = x0[3 * D + j];                                       \
+            T y[8];                                                           \
+            for (int t = 0; t < 8; t++) y[t] = x0[(size_t)t * D + j];         \
             const T *__restrict__ cj = c + (size_t)j * K;                     \
             T *__restrict__ s1j = s1 + (size_t)j * K;                         \
             T *__restrict__ s2j = s2 + (size_t)j * K;                         \
             for (int k = 0; k < K; k++) {                                     \
                 const T ck = cj[k];                                           \
-                const T d0 = y0 - ck, d1 = y1 - ck, d2 = y2 - ck, d3 = y3 - ck; \
-                const T e0 = r0[k] * d0, e1 = r1[k] * d1, e2 = r2[k] * d2,    \
-                        e3 = r3[k] * d3;                                      \
-                s1j[k] += (e0 + e1) + (e2 + e3);                              \
-                s2j[k] += (e0 * d0 + e1 * d1) + (e2 * d2 + e3 * d3);          \
+                T a1 = 0, a2 = 0;                                             \
+                for (int t = 0; t < 8; t++) {                                 \
+                    const T d = y[t] - ck;                                    \
+                    const T e = r0[(size_t)t * K + k] * d;                    \
+                    a1 += e;                                                  \
+                    a2 += e * d;                                              \
+                }                                                             \
+                s1j[k] += a1;                                                 \
+                s2j[k] += a2;                                                 \
             }                                                                 \
         }                                                                     \
     }                                                                         \
