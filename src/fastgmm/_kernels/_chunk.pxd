@@ -28,6 +28,12 @@ cdef extern from "_loops.h":
     void fastgmm_transpose_d(int n, int D, const double *X, double *xt) noexcept nogil
     void fastgmm_transpose_f(int n, int D, const float *X, float *xt) noexcept nogil
     void fastgmm_column_sums(int n, int K, const double *resp, double *out) noexcept nogil
+    void fastgmm_centre_d(int n, int D, const double *X, const double *mu, double *out) noexcept nogil
+    void fastgmm_centre_f(int n, int D, const float *X, const float *mu, float *out) noexcept nogil
+    void fastgmm_log_density_col_d(int n, int D, const double *Y, double c, int K, double *wlp_col) noexcept nogil
+    void fastgmm_log_density_col_f(int n, int D, const float *Y, double c, int K, double *wlp_col) noexcept nogil
+    void fastgmm_weighted_centre_d(int n, int D, int K, const double *X, const double *mu, const double *resp, double *out, double *s1_chunk) noexcept nogil
+    void fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const double *resp, float *out, float *s1_chunk) noexcept nogil
     void fastgmm_diag_row_d(int K, int D, const double *x, const double *c, const double *p, double *out) noexcept nogil
     void fastgmm_diag_row_f(int K, int D, const float *x, const float *c, const float *p, float *out) noexcept nogil
 
@@ -144,15 +150,15 @@ cdef inline void weighted_log_prob(
     elif cov_type == COV_FULL:
         for k in range(K):
             mu = means + k * D
-            for i in range(n_rows):
-                for j in range(D):
-                    buf1[i * D + j] = X[i * D + j] - mu[j]
+            if floating is double:
+                fastgmm_centre_d(n_rows, D, X, mu, buf1)
+            else:
+                fastgmm_centre_f(n_rows, D, X, mu, buf1)
             rows_times_upper(n_rows, D, buf1, prec + k * D * D, buf2)
-            for i in range(n_rows):
-                maha = 0.0
-                for j in range(D):
-                    maha = maha + <double> buf2[i * D + j] * buf2[i * D + j]
-                wlp[i * K + k] = log_const[k] - 0.5 * maha
+            if floating is double:
+                fastgmm_log_density_col_d(n_rows, D, buf2, log_const[k], K, wlp + k)
+            else:
+                fastgmm_log_density_col_f(n_rows, D, buf2, log_const[k], K, wlp + k)
     elif cov_type == COV_TIED:
         # One shared factor: project the centred chunk once, then every
         # component is a difference of projections.

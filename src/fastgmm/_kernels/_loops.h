@@ -5,6 +5,7 @@
 #ifndef FASTGMM_LOOPS_H
 #define FASTGMM_LOOPS_H
 
+#include <math.h>
 #include <stddef.h>
 
 #define FASTGMM_DEFINE_LOOPS(T, SUFFIX)                                        \
@@ -216,6 +217,51 @@ static inline void fastgmm_diag_moments_##SUFFIX(                              \
     }                                                                         \
 }
 
+/* Row-major chunk helpers for the full kernel (BLAS path):
+ *   centre:   out[i, :] = X[i, :] - mu
+ *   log_density_col: wlp[i, k] = c - sum_j Y[i, j]^2 / 2   (SIMD reduction)
+ *   weighted: out[i, :] = sqrt(r_i) (X[i, :] - mu), s1 += sum_i r_i (X[i, :] - mu)
+ *             with r_i = resp[i * K], and s1 summed in T over the chunk. */
+#define FASTGMM_DEFINE_ROW_OPS(T, SUFFIX)                                      \
+static inline void fastgmm_centre_##SUFFIX(                                    \
+    int n, int D, const T *__restrict__ X, const T *__restrict__ mu,          \
+    T *__restrict__ out)                                                      \
+{                                                                             \
+    for (int i = 0; i < n; i++)                                               \
+        for (int j = 0; j < D; j++)                                           \
+            out[(size_t)i * D + j] = X[(size_t)i * D + j] - mu[j];            \
+}                                                                             \
+static inline void fastgmm_log_density_col_##SUFFIX(                          \
+    int n, int D, const T *__restrict__ Y, double c, int K,                   \
+    double *__restrict__ wlp_col)                                             \
+{                                                                             \
+    for (int i = 0; i < n; i++) {                                             \
+        const T *__restrict__ y = Y + (size_t)i * D;                          \
+        T acc = 0;                                                            \
+        FASTGMM_SIMD_SUM(acc)                                                 \
+        for (int j = 0; j < D; j++) acc += y[j] * y[j];                       \
+        wlp_col[(size_t)i * K] = c - 0.5 * (double)acc;                       \
+    }                                                                         \
+}                                                                             \
+static inline void fastgmm_weighted_centre_##SUFFIX(                           \
+    int n, int D, int K, const T *__restrict__ X, const T *__restrict__ mu,   \
+    const double *__restrict__ resp, T *__restrict__ out,                     \
+    T *__restrict__ s1_chunk)                                                 \
+{                                                                             \
+    for (int j = 0; j < D; j++) s1_chunk[j] = 0;                              \
+    for (int i = 0; i < n; i++) {                                             \
+        const T r = (T)resp[(size_t)i * K];                                   \
+        const T w = (T)sqrt(resp[(size_t)i * K]);                             \
+        const T *__restrict__ x = X + (size_t)i * D;                          \
+        T *__restrict__ o = out + (size_t)i * D;                              \
+        for (int j = 0; j < D; j++) {                                         \
+            const T d = x[j] - mu[j];                                         \
+            s1_chunk[j] += r * d;                                             \
+            o[j] = w * d;                                                     \
+        }                                                                     \
+    }                                                                         \
+}
+
 #ifdef _OPENMP
 #define FASTGMM_PRAGMA(x) _Pragma(#x)
 #define FASTGMM_SIMD_SUM(v) FASTGMM_PRAGMA(omp simd reduction(+:v))
@@ -233,6 +279,8 @@ FASTGMM_DEFINE_DIAG_ROW(double, fastgmm_vd, d)
 FASTGMM_DEFINE_DIAG_ROW(float, fastgmm_vf, f)
 FASTGMM_DEFINE_DIAG_MOMENTS(double, d)
 FASTGMM_DEFINE_DIAG_MOMENTS(float, f)
+FASTGMM_DEFINE_ROW_OPS(double, d)
+FASTGMM_DEFINE_ROW_OPS(float, f)
 FASTGMM_DEFINE_TRANSPOSE(double, d)
 FASTGMM_DEFINE_TRANSPOSE(float, f)
 

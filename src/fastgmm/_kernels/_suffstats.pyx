@@ -31,7 +31,7 @@ from fastgmm._kernels._chunk cimport (
     weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
     fastgmm_diag_moments_d, fastgmm_diag_moments_f, fastgmm_axpy_d, fastgmm_axpy_f,
     ROWWISE_FULL_D, TRMM_MIN_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
-    fastgmm_column_sums,
+    fastgmm_column_sums, fastgmm_weighted_centre_d, fastgmm_weighted_centre_f,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
@@ -117,13 +117,14 @@ cdef void _accumulate_chunk(
                     for b in range(a + 1):
                         s2_k[a * D + b] += s2_partial[a * D + b]
             else:
-                for i in range(n_rows):
-                    r = resp[i * K + k]
-                    w = sqrt(r)
-                    for j in range(D):
-                        d = <double> X[i * D + j] - mu[j]
-                        s1[k * D + j] += r * d
-                        buf1[i * D + j] = <floating> (w * d)
+                # buf1: the sqrt(r)-scaled centred chunk for syrk; the chunk's
+                # S1 in the data's dtype in buf2, added to the slot once.
+                if floating is double:
+                    fastgmm_weighted_centre_d(n_rows, D, K, X, mu, resp + k, buf1, buf2)
+                else:
+                    fastgmm_weighted_centre_f(n_rows, D, K, X, mu, resp + k, buf1, buf2)
+                for j in range(D):
+                    s1[k * D + j] += buf2[j]
                 if floating is double:
                     syrk_lower_tn(n_rows, D, buf1, 1.0, s2_k)
                 else:
