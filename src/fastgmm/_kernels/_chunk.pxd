@@ -162,9 +162,10 @@ cdef inline void weighted_log_prob(
     elif cov_type == COV_TIED:
         # One shared factor: project the centred chunk once, then every
         # component is a difference of projections.
-        for i in range(n_rows):
-            for j in range(D):
-                buf1[i * D + j] = X[i * D + j] - tied_center[j]
+        if floating is double:
+            fastgmm_centre_d(n_rows, D, X, tied_center, buf1)
+        else:
+            fastgmm_centre_f(n_rows, D, X, tied_center, buf1)
         rows_times_upper(n_rows, D, buf1, prec, buf2)
         for i in range(n_rows):
             for k in range(K):

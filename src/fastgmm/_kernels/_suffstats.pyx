@@ -40,6 +40,25 @@ ROWWISE_FULL_FEATURES = ROWWISE_FULL_D
 TRMM_MIN_FEATURES = TRMM_MIN_D
 
 
+cdef inline void _add_gram(
+    int n_rows,
+    int D,
+    const floating *A,          # IN  n_rows x D
+    floating *partial,          # SCRATCH D x D
+    double *target,             # INOUT D x D, lower triangle += A^T A
+) noexcept nogil:
+    """Lower triangle of A^T A added to a float64 accumulator (syrk; float32
+    data goes through a float32 partial, added once per chunk)."""
+    cdef int a, b
+    if floating is double:
+        syrk_lower_tn(n_rows, D, A, 1.0, target)
+    else:
+        syrk_lower_tn(n_rows, D, A, 0.0, partial)
+        for a in range(D):
+            for b in range(a + 1):
+                target[a * D + b] += partial[a * D + b]
+
+
 cdef void _accumulate_chunk(
     int cov_type,
     const floating *X,          # IN  n_rows x D
@@ -125,13 +144,7 @@ cdef void _accumulate_chunk(
                     fastgmm_weighted_centre_f(n_rows, D, K, X, mu, resp + k, buf1, buf2)
                 for j in range(D):
                     s1[k * D + j] += buf2[j]
-                if floating is double:
-                    syrk_lower_tn(n_rows, D, buf1, 1.0, s2_k)
-                else:
-                    syrk_lower_tn(n_rows, D, buf1, 0.0, s2_partial)
-                    for a in range(D):
-                        for b in range(a + 1):
-                            s2_k[a * D + b] += s2_partial[a * D + b]
+                _add_gram(n_rows, D, buf1, s2_partial, s2_k)
     elif cov_type == COV_TIED:
         for i in range(n_rows):
             x = X + i * D
@@ -152,13 +165,7 @@ cdef void _accumulate_chunk(
                 w = 1.0 if weights == NULL else sqrt(weights[i])
                 for j in range(D):
                     buf1[i * D + j] = <floating> (w * (<double> X[i * D + j] - tied_center[j]))
-            if floating is double:
-                syrk_lower_tn(n_rows, D, buf1, 1.0, s2)
-            else:
-                syrk_lower_tn(n_rows, D, buf1, 0.0, s2_partial)
-                for a in range(D):
-                    for b in range(a + 1):
-                        s2[a * D + b] += s2_partial[a * D + b]
+            _add_gram(n_rows, D, buf1, s2_partial, s2)
     else:
         # Per-chunk sums in the data's dtype on a D x K layout, components
         # innermost so the loop vectorises; added to the float64 slot once
