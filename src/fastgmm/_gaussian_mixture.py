@@ -263,6 +263,117 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.__dict__.update(saved_state)
             raise
 
+    # Step sizes of online EM (Cappe & Moulines 2009): rho_t = (t + 1)^-0.6 for
+    # the t-th update after the first batch; sum rho = inf, sum rho^2 < inf.
+    _ONLINE_STEP_EXPONENT = 0.6
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch of rows (online, stepwise EM).
+
+        The first call (on an unfitted estimator) fits the batch as ``fit``
+        does, initialisation included. Each later call runs one E-step on
+        the batch under the current parameters and moves the model's
+        normalised sufficient statistics (component weights, means and
+        covariances) a step ``rho_t = (t + 1) ** -0.6`` towards the batch's,
+        t being the number of updates so far (stepwise EM of Cappe and
+        Moulines, 2009): a stream of batches converges without keeping old
+        data. Batches may differ in size and dtype (they are computed in the
+        model's dtype); their feature count must not change.
+
+        After each update, ``lower_bound_`` is the mean log-likelihood of the
+        batch under the parameters before the update, appended to
+        ``lower_bounds_``; ``n_iter_`` counts the updates.
+
+        Returns
+        -------
+        self : object
+        """
+        if not hasattr(self, "means_"):
+            self._fit_or_restore(X, sample_weight, return_labels=False)
+            self._online_updates = 0
+            return self
+        saved_state = dict(self.__dict__)
+        try:
+            self._online_update(X, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved_state)
+            raise
+        return self
+
+    def _online_update(self, X, sample_weight):
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        dtype = self.means_.dtype
+        X = np.ascontiguousarray(X, dtype=dtype)
+        n_components, n_features = self.means_.shape
+        sample_weight = _validate_sample_weight(sample_weight, X, 1)
+        data = _InMemoryData(X, sample_weight)
+        workspace = _Workspace(data, self.covariance_type, n_components)
+        kernel = P.KernelParams(self.weights_, self.means_, self.precisions_cholesky_,
+                                self.covariance_type, dtype)
+        with blas_single_threaded():
+            total = workspace.accumulate(X, sample_weight, kernel, n_threads_for(X.shape[0]))
+        batch_lower_bound = float(total[0] / data.total_weight)
+        nk, batch_means, batch_cov = P.gaussian_parameters(
+            total, kernel.means.astype(np.float64), kernel.tied_center.astype(np.float64),
+            self.covariance_type, 0.0, dtype,
+        )
+        batch_gamma = nk / nk.sum()
+
+        t = getattr(self, "_online_updates", 0) + 1
+        rho = (t + 1.0) ** -self._ONLINE_STEP_EXPONENT
+        gamma, means, cov = self._online_statistics()
+        new_gamma = (1 - rho) * gamma + rho * batch_gamma
+        a = (1 - rho) * gamma / new_gamma
+        b = rho * batch_gamma / new_gamma
+        new_means = a[:, None] * means + b[:, None] * batch_means
+        shift_old, shift_new = means - new_means, batch_means - new_means
+        if self.covariance_type == "full":
+            new_cov = (a[:, None, None] * (cov + shift_old[:, :, None] * shift_old[:, None, :])
+                       + b[:, None, None] * (batch_cov + shift_new[:, :, None] * shift_new[:, None, :]))
+        elif self.covariance_type == "diag":
+            new_cov = a[:, None] * (cov + shift_old**2) + b[:, None] * (batch_cov + shift_new**2)
+        elif self.covariance_type == "spherical":
+            new_cov = (a * (cov + (shift_old**2).mean(axis=1))
+                       + b * (batch_cov + (shift_new**2).mean(axis=1)))
+        else:  # tied: one within-component scatter, weights summing to one
+            old_part = cov + (gamma[:, None] * shift_old).T @ shift_old
+            new_part = batch_cov + (batch_gamma[:, None] * shift_new).T @ shift_new
+            new_cov = (1 - rho) * old_part + rho * new_part
+        covariances = self._with_reg(new_cov)
+        precisions_cholesky = P.compute_precision_cholesky(
+            covariances, self.covariance_type, dtype
+        )
+        self._set_parameters(_cast_params(
+            (new_gamma / new_gamma.sum(), new_means, covariances, precisions_cholesky), dtype
+        ))
+        self._online_updates = t
+        self.n_iter_ = self.n_iter_ + 1
+        self.lower_bound_ = batch_lower_bound
+        self.lower_bounds_ = list(self.lower_bounds_) + [batch_lower_bound]
+
+    def _online_statistics(self):
+        """(component weights, means, covariances without reg_covar), float64."""
+        cov = np.array(self.covariances_, dtype=np.float64)
+        if self.covariance_type in ("full", "tied"):
+            D = self.means_.shape[1]
+            idx = np.arange(D)
+            cov[..., idx, idx] -= self.reg_covar
+        else:
+            cov -= self.reg_covar
+        return (np.asarray(self.weights_, dtype=np.float64),
+                np.asarray(self.means_, dtype=np.float64), cov)
+
+    def _with_reg(self, cov):
+        cov = np.array(cov, dtype=np.float64)
+        if self.covariance_type in ("full", "tied"):
+            idx = np.arange(cov.shape[-1])
+            cov[..., idx, idx] += self.reg_covar
+        else:
+            cov += self.reg_covar
+        return cov
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_batches(self, batches):
         """Fit on data given as batches of rows, one batch in memory at a time.

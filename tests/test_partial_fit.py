@@ -1,0 +1,82 @@
+"""partial_fit: online (stepwise) EM over a stream of batches."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastgmm import GaussianMixture
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _stream(n_batches, batch_size, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 6.0, 4.0]])
+    scales = np.array([1.0, 0.7, 1.5])
+    for _ in range(n_batches):
+        labels = rng.choice(3, size=batch_size, p=[0.5, 0.3, 0.2])
+        yield (centers[labels] + scales[labels, None] * rng.normal(size=(batch_size, 3))).astype(dtype)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_stream_of_100_batches_reaches_the_batch_fit(covariance_type):
+    batches = list(_stream(100, 200, seed=1))
+    X = np.concatenate(batches)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        online = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+        online.partial_fit(batches[0])
+        first_n_iter = online.n_iter_
+        for batch in batches[1:]:
+            online.partial_fit(batch)
+        full = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    online_ll, full_ll = online.score(X), full.score(X)
+    # The issue asks for 1%; the stream gets within 0.05% here (0.2% checked),
+    # where the first batch alone is about 1% off: the updates do the work.
+    assert abs(online_ll - full_ll) <= 0.002 * abs(full_ll), (online_ll, full_ll)
+    first_only = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    first_only.fit(batches[0])
+    assert online_ll - first_only.score(X) > 2 * (full_ll - online_ll)
+    assert online.n_iter_ == first_n_iter + 99           # one per update
+    assert len(online.lower_bounds_) == first_n_iter + 99
+    np.testing.assert_allclose(online.weights_.sum(), 1.0, rtol=1e-12)
+
+
+def test_first_call_fits_the_batch_like_fit():
+    batch = next(_stream(1, 500, seed=2))
+    a = GaussianMixture(3, random_state=0).partial_fit(batch)
+    b = GaussianMixture(3, random_state=0).fit(batch)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert a.lower_bound_ == b.lower_bound_
+
+
+def test_batches_of_different_sizes_and_dtypes():
+    gmm = GaussianMixture(3, covariance_type="diag", random_state=0)
+    sizes = [300, 1, 57, 1000, 2]
+    for i, (size, dtype) in enumerate(zip(sizes, [np.float32, np.float64] * 3)):
+        batch = next(_stream(1, size, seed=10 + i, dtype=dtype))
+        gmm.partial_fit(batch)
+        assert gmm.means_.dtype == np.float32          # the first batch's dtype
+        assert np.all(np.isfinite(gmm.covariances_)) and np.all(gmm.covariances_ > 0)
+    assert gmm.n_iter_ >= len(sizes) - 1
+
+
+def test_a_batch_with_other_features_is_refused_and_changes_nothing():
+    gmm = GaussianMixture(3, random_state=0).partial_fit(next(_stream(1, 300, seed=3)))
+    before = gmm.means_.copy()
+    with pytest.raises(ValueError, match="X has 2 features, but GaussianMixture is expecting 3"):
+        gmm.partial_fit(np.ones((10, 2)))
+    np.testing.assert_array_equal(gmm.means_, before)
+
+
+def test_weighted_batches():
+    batch = next(_stream(1, 400, seed=4))
+    gmm = GaussianMixture(3, random_state=0).partial_fit(batch)
+    w = np.ones(batch.shape[0])
+    w[: batch.shape[0] // 2] = 0.0
+    gmm.partial_fit(batch, sample_weight=w)
+    assert np.all(np.isfinite(gmm.means_))
+    with pytest.raises(ValueError, match="Negative values"):
+        gmm.partial_fit(batch, sample_weight=-w)
