@@ -11,6 +11,7 @@ import math
 import warnings
 from numbers import Integral, Real
 from time import time
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
@@ -214,7 +215,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, callback=None):
         """Estimate model parameters with the EM algorithm.
 
         Fits ``n_init`` times and keeps the parameters with the largest
@@ -233,30 +234,35 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             log-likelihood, and the initialisation honours them (weighted
             k-means, weighted choice of rows for 'random_from_data').
             Weights that are all equal change nothing.
+        callback : callable, default=None
+            Called after every EM iteration with an :class:`IterationInfo`
+            (initialisation, iteration, mean log-likelihood, its change, the
+            current parameters), to watch a long fit: for example
+            ``fastgmm.ProgressBar()``, a bar on stderr over n_init x max_iter.
 
         Returns
         -------
         self : object
         """
-        self._fit_or_restore(X, sample_weight, return_labels=False)
+        self._fit_or_restore(X, sample_weight, return_labels=False, callback=callback)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X, y=None, sample_weight=None, callback=None):
         """Fit the model to X and return the most probable component of each row.
 
-        ``sample_weight`` as in :meth:`fit`.
+        ``sample_weight`` and ``callback`` as in :meth:`fit`.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
         """
-        return self._fit_or_restore(X, sample_weight, return_labels=True)
+        return self._fit_or_restore(X, sample_weight, return_labels=True, callback=callback)
 
-    def _fit_or_restore(self, X, sample_weight, return_labels):
+    def _fit_or_restore(self, X, sample_weight, return_labels, callback=None):
         saved_state = dict(self.__dict__)
         try:
-            return self._fit(X, sample_weight, return_labels)
+            return self._fit(X, sample_weight, return_labels, callback)
         except BaseException:
             # Nothing half-fitted stays behind, on error or on Ctrl-C.
             self.__dict__.clear()
@@ -375,7 +381,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return cov
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_batches(self, batches):
+    def fit_batches(self, batches, callback=None):
         """Fit on data given as batches of rows, one batch in memory at a time.
 
         An exact out-of-core EM: every iteration is one pass over all the
@@ -393,6 +399,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             iterator of such arrays at each call. The first pass validates
             every batch (shape, dtype, finite values); later passes must
             yield the same rows. float32 batches are fitted in float32.
+        callback : callable, default=None
+            As in :meth:`fit`.
 
         Notes
         -----
@@ -416,14 +424,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 )
             self.__dict__.pop("feature_names_in_", None)
             self.n_features_in_ = data.n_features
-            self._run_em(data)
+            self._run_em(data, callback)
             return self
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved_state)
             raise
 
-    def _fit(self, X, sample_weight, return_labels):
+    def _fit(self, X, sample_weight, return_labels, callback=None):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
@@ -436,7 +444,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         sample_weight = _validate_sample_weight(sample_weight, X, self.n_components)
         data = _InMemoryData(X, sample_weight)
-        params = self._run_em(data)
+        params = self._run_em(data, callback)
         if not return_labels:
             # scikit-learn's fit ends with an E-step for fit_predict's labels;
             # fit has no use for them (an N-long array and a pass saved).
@@ -446,7 +454,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             _estimate(X, params, self.covariance_type, n_threads_for(n_samples), labels=labels)
         return labels
 
-    def _run_em(self, data):
+    def _run_em(self, data, callback=None):
         """The n_init / EM loop on validated data (in memory or in batches);
         sets the fitted attributes and returns the best parameters."""
         user_init = self._check_user_init(data.n_features)
@@ -461,7 +469,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         with blas_single_threaded():
             best, max_lower_bound = self._fit_inits(
-                data, n_init, do_init, random_state, user_init, workspace, n_threads
+                data, n_init, do_init, random_state, user_init, workspace, n_threads,
+                callback,
             )
         params, n_iter, lower_bounds, converged = best
         if not converged and self.max_iter > 0:
@@ -479,7 +488,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = lower_bounds
         return params
 
-    def _fit_inits(self, data, n_init, do_init, random_state, user_init, workspace, n_threads):
+    def _fit_inits(self, data, n_init, do_init, random_state, user_init, workspace, n_threads,
+                   callback=None):
         """scikit-learn's n_init loop; returns the best (params, n_iter,
         lower_bounds, converged) and its lower bound."""
         max_lower_bound = -np.inf
@@ -505,6 +515,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self._print_verbose_msg_iter_end(n_iter, change)
                 if abs(change) < self.tol:
                     converged = True
+                if callback is not None:
+                    callback(IterationInfo(
+                        init=init, n_init=n_init, n_iter=n_iter, max_iter=self.max_iter,
+                        lower_bound=lower_bound, change=change, converged=converged,
+                        weights=params[0], means=params[1], covariances=params[2],
+                    ))
+                if converged:
                     break
             self._print_verbose_msg_init_end(lower_bound, converged)
             if lower_bound > max_lower_bound or max_lower_bound == -np.inf:
@@ -774,6 +791,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Initialization {converged_msg}. time lapse {t:.5f}s\t lower bound"
                 f" {lb:.5f}."
             )
+
+
+class IterationInfo(NamedTuple):
+    """What a fit's ``callback`` receives after every EM iteration."""
+
+    init: int               # index of the initialisation (0 .. n_init - 1)
+    n_init: int             # initialisations this fit runs
+    n_iter: int             # iteration within this initialisation (1 .. max_iter)
+    max_iter: int
+    lower_bound: float      # mean log-likelihood before this iteration's M-step
+    change: float           # its change from the previous iteration
+    converged: bool         # |change| < tol: this initialisation stops here
+    weights: np.ndarray     # parameters after this iteration's M-step
+    means: np.ndarray
+    covariances: np.ndarray
 
 
 class _Workspace:
