@@ -395,3 +395,21 @@ def test_kernel_exp_within_two_ulp_of_libm():
     out = np.empty_like(tiny)
     fast_exp(tiny, out)
     np.testing.assert_array_equal(out, 0.0)
+
+
+def test_kernel_log_within_two_ulp_of_libm():
+    from fastgmm._kernels._estep import fast_log_ge1
+
+    # The kernels take the log of sums of max-subtracted exponentials: >= 1.
+    x = np.concatenate([
+        1.0 + np.logspace(-16, 0, 100_001),
+        np.linspace(1.0, 64.0, 100_001),
+        np.exp(np.linspace(0.0, 700.0, 100_001)),
+        [1.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 0), 2.0, 3.0],
+    ])
+    out = np.empty_like(x)
+    fast_log_ge1(x, out)
+    expected = np.log(x)
+    ulps = np.abs(out - expected) / np.spacing(np.maximum(expected, np.finfo(float).tiny))
+    assert ulps[expected > 0].max() <= 2.0
+    assert out[x == 1.0].tolist() == [0.0] * int((x == 1.0).sum())

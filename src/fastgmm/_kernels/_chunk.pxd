@@ -13,6 +13,7 @@ from fastgmm._kernels._blas cimport gemm_nn, trmm_right_upper
 
 cdef extern from "_fastexp.h":
     double fastgmm_exp(double x) noexcept nogil
+    double fastgmm_log_ge1(double x) noexcept nogil
 
 cdef extern from "_loops.h":
     void fastgmm_sq_dist_d(int K, double x, const double *c, double *acc) noexcept nogil
@@ -206,6 +207,7 @@ cdef inline void log_normalize_rows(
     int K,                      # IN
     double *wlp,                # INOUT n_rows x K: weighted log-probs in, responsibilities out
     double *lse,                # OUT n_rows: log sum_k exp(wlp[i, k])
+    double *totals,             # SCRATCH n_rows
 ) noexcept nogil:
     """Max-subtracted log-sum-exp per row; wlp becomes exp(wlp - lse)."""
     cdef int i, k
@@ -232,15 +234,19 @@ cdef inline void log_normalize_rows(
         total = 0.0
         for k in range(K):
             total = total + row[k]
+        totals[i] = total
         if total == 0.0:
             # No component gives this row a finite density (it lies beyond
             # double range of every one): it carries no responsibility.
             lse[i] = -INFINITY
             continue
-        lse[i] = lse[i] + log(total)
         inv_total = 1.0 / total
         for k in range(K):
             row[k] = row[k] * inv_total
+    # total >= 1 (the maximum contributes exp(0) = 1), or 0 where lse is
+    # already -inf: one vectorised log over the chunk.
+    for i in range(n_rows):
+        lse[i] = lse[i] + fastgmm_log_ge1(totals[i])
 
 
 cdef inline int check_model(

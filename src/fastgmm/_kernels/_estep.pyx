@@ -10,7 +10,7 @@ from libc.stdlib cimport malloc, free
 
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, COV_TIED, COV_DIAG, weighted_log_prob, log_normalize_rows, transposed_copy,
-    check_model, fastgmm_exp,
+    check_model, fastgmm_exp, fastgmm_log_ge1,
 )
 
 
@@ -70,7 +70,7 @@ def estimate(
         buf1 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         wlp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
-        lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
+        lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
         kbuf = <floating *> malloc(K * sizeof(floating))
 
         for chunk in prange(n_chunks, schedule='static'):
@@ -91,7 +91,7 @@ def estimate(
                             best = k
                     out_labels[start + i] = best
             if want_log_prob or want_resp:
-                log_normalize_rows(n_rows, K, wlp, lse)
+                log_normalize_rows(n_rows, K, wlp, lse, lse + CHUNK_SIZE)
                 if want_log_prob:
                     for i in range(n_rows):
                         out_log_prob[start + i] = <floating> lse[i]
@@ -107,6 +107,16 @@ def estimate(
         free(kbuf)
     free(means_t)
     free(aux_t)
+
+
+def fast_log_ge1(const double[::1] x, double[::1] out):
+    """out = the kernels' log(x) for x >= 1, elementwise (exposed for the tests)."""
+    cdef Py_ssize_t i
+    if out.shape[0] != x.shape[0]:
+        raise ValueError("out must have the length of x")
+    with nogil:
+        for i in range(x.shape[0]):
+            out[i] = fastgmm_log_ge1(x[i])
 
 
 def fast_exp(const double[::1] x, double[::1] out):

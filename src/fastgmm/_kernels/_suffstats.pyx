@@ -265,7 +265,7 @@ def em_pass(
         buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         s2_partial = <floating *> malloc(D * D * sizeof(floating))
         resp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
-        lse = <double *> malloc(CHUNK_SIZE * sizeof(double))
+        lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
         kbuf = <floating *> malloc(K * sizeof(floating))
         chunk_sums = <floating *> malloc((2 * D * K + CHUNK_SIZE * K) * sizeof(floating))
 
@@ -290,7 +290,7 @@ def em_pass(
                         &prec[0], tied_center_ptr, &log_const[0], means_t, aux_t,
                         buf1, buf2, kbuf, resp,
                     )
-                    log_normalize_rows(n_rows, K, resp, lse)
+                    log_normalize_rows(n_rows, K, resp, lse, lse + CHUNK_SIZE)
                     ll = 0.0
                     for i in range(n_rows):
                         if weights_ptr == NULL:
