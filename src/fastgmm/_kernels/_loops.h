@@ -250,8 +250,11 @@ static inline void fastgmm_weighted_centre_##SUFFIX(                           \
 {                                                                             \
     for (int j = 0; j < D; j++) s1_chunk[j] = 0;                              \
     for (int i = 0; i < n; i++) {                                             \
-        const T r = (T)resp[(size_t)i * K];                                   \
-        const T w = (T)sqrt(resp[(size_t)i * K]);                             \
+        /* float32: under 1e-30 is zero, not a denormal (100x slower) */  \
+        const double floor_ = sizeof(T) == sizeof(float) ? 1e-30 : 0.0;      \
+        const double ri = resp[(size_t)i * K] >= floor_ ? resp[(size_t)i * K] : 0.0; \
+        const T r = (T)ri;                                                    \
+        const T w = (T)sqrt(ri);                                              \
         const T *__restrict__ x = X + (size_t)i * D;                          \
         T *__restrict__ o = out + (size_t)i * D;                              \
         for (int j = 0; j < D; j++) {                                         \
