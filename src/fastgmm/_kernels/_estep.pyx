@@ -109,21 +109,15 @@ def estimate(
     free(aux_t)
 
 
-def fast_log_ge1(const double[::1] x, double[::1] out):
-    """out = the kernels' log(x) for x >= 1, elementwise (exposed for the tests)."""
+def kernel_math(str function, const double[::1] x, double[::1] out):
+    """out = the kernels' own "exp" or "log_ge1" (log for x >= 1) of x,
+    elementwise: exposed so the tests can hold them against libm."""
     cdef Py_ssize_t i
+    cdef bint is_exp = function == "exp"
+    if not is_exp and function != "log_ge1":
+        raise ValueError(f"unknown function {function!r}: 'exp' or 'log_ge1'")
     if out.shape[0] != x.shape[0]:
         raise ValueError("out must have the length of x")
     with nogil:
         for i in range(x.shape[0]):
-            out[i] = fastgmm_log_ge1(x[i])
-
-
-def fast_exp(const double[::1] x, double[::1] out):
-    """out = the kernels' exp(x), elementwise (exposed for the tests)."""
-    cdef Py_ssize_t i
-    if out.shape[0] != x.shape[0]:
-        raise ValueError("out must have the length of x")
-    with nogil:
-        for i in range(x.shape[0]):
-            out[i] = fastgmm_exp(x[i])
+            out[i] = fastgmm_exp(x[i]) if is_exp else fastgmm_log_ge1(x[i])
