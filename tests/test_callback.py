@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-import fastgmm
 from fastgmm import GaussianMixture, IterationInfo, ProgressBar
 from conftest import make_mixture
 
