@@ -1,0 +1,71 @@
+"""Property tests: any shape, dtype and covariance type either fits with
+sane parameters or raises a ValueError that says what is wrong."""
+
+import warnings
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+
+from fastgmm import GaussianMixture
+
+
+@st.composite
+def problems(draw):
+    n_samples = draw(st.integers(1, 300))
+    n_features = draw(st.integers(1, 12))
+    n_components = draw(st.integers(1, 6))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    kind = draw(st.sampled_from(["blobs", "duplicates", "constant_column", "huge", "tiny"]))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_features)) + 4 * rng.integers(0, 3, size=(n_samples, 1))
+    if kind == "duplicates":
+        X = np.repeat(X[: max(1, n_samples // 4)], 4, axis=0)[:n_samples]
+    elif kind == "constant_column":
+        X[:, 0] = 3.0
+    elif kind == "huge":
+        X = X * 1e8
+    elif kind == "tiny":
+        X = X * 1e-8
+    params = dict(
+        n_components=n_components,
+        covariance_type=draw(st.sampled_from(["full", "tied", "diag", "spherical"])),
+        init_params=draw(st.sampled_from(["kmeans", "k-means++", "random", "random_from_data"])),
+        reg_covar=draw(st.sampled_from([1e-6, 1e-3, 0.0])),
+        max_iter=draw(st.integers(1, 20)),
+        random_state=seed,
+    )
+    return X.astype(dtype), params
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_fit_succeeds_with_sane_parameters_or_raises_value_error(problem):
+    X, params = problem
+    gmm = GaussianMixture(**params)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gmm.fit(X)
+    except ValueError as error:
+        assert str(error)
+        assert not [k for k in vars(gmm) if k.endswith("_")], "a failed fit left attributes"
+        return
+    assert np.isclose(gmm.weights_.sum(), 1.0, rtol=1e-5)
+    assert np.all(gmm.weights_ >= 0)
+    for name in ("means_", "covariances_", "precisions_cholesky_"):
+        assert np.all(np.isfinite(getattr(gmm, name))), name
+    if params["covariance_type"] in ("full", "tied"):
+        cov = np.asarray(gmm.covariances_, dtype=np.float64)
+        stack = cov if params["covariance_type"] == "full" else cov[None]
+        for c in stack:
+            assert np.linalg.eigvalsh((c + c.T) / 2).min() > 0
+    else:
+        assert np.all(gmm.covariances_ > 0)
+    assert np.isfinite(gmm.lower_bound_)
+    log_prob = gmm.score_samples(X)
+    assert np.all(np.isfinite(log_prob))
+    proba = gmm.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-4)
