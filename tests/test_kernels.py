@@ -18,11 +18,11 @@ from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import CHUNK_ROWS, em_pass
 from fastgmm._parameters import KernelParams, compute_precision_cholesky, n_slots_for
-from fastgmm._kernels._suffstats import ROWWISE_FULL_FEATURES, SMALL_FEATURES, TRMM_MIN_FEATURES
+from fastgmm._kernels._suffstats import ROWWISE_FULL_FEATURES, TRMM_MIN_FEATURES
 
-# Above ROWWISE_FULL_FEATURES (full) and SMALL_FEATURES (tied) the kernels
-# call BLAS (gemm, syrk); at or below, direct loops. Both paths are tested.
-D_BLAS = max(SMALL_FEATURES, ROWWISE_FULL_FEATURES) + 3
+# Above ROWWISE_FULL_FEATURES the full kernel calls BLAS (gemm, syrk); at or
+# below, row-wise loops (tied always calls BLAS). Both paths are tested.
+D_BLAS = ROWWISE_FULL_FEATURES + 3
 # From TRMM_MIN_FEATURES the full kernel multiplies by the factor with trmm.
 D_TRMM = TRMM_MIN_FEATURES + 1
 

@@ -20,8 +20,6 @@ cdef extern from "_loops.h":
     void fastgmm_sq_dist_f(int K, float x, const float *c, float *acc) noexcept nogil
     void fastgmm_diag_moments_d(int n, int K, int D, const double *X, const double *r, const double *c, double *s1, double *s2) noexcept nogil
     void fastgmm_diag_moments_f(int n, int K, int D, const float *X, const float *r, const float *c, float *s1, float *s2) noexcept nogil
-    void fastgmm_axpy_d(int n, double a, const double *u, double *y) noexcept nogil
-    void fastgmm_axpy_f(int n, float a, const float *u, float *y) noexcept nogil
     void fastgmm_maha_rows_d(int n, int D, const double *xt, const double *mu, const double *U, double *y, double *maha) noexcept nogil
     void fastgmm_maha_rows_f(int n, int D, const float *xt, const float *mu, const float *U, float *y, float *maha) noexcept nogil
     void fastgmm_moments_rows_d(int n, int D, const double *xt, const double *mu, const double *r, double *d, double *s1, double *s2) noexcept nogil
@@ -55,12 +53,6 @@ cdef enum:
     # stay in L2 for D and K in the tens. Fixed, so that the partition of the
     # data (and therefore every rounding) is the same for any thread count.
     CHUNK_SIZE = 256
-    # Up to this many features, products with the triangular factors and
-    # the second moments are direct loops instead of BLAS calls on the
-    # chunk. Measured (one thread, 1M x 2 x 3 and 400k x {4,6,8} x 16 full):
-    # OpenBLAS's gemm/syrk on a 256-row chunk beat the direct loops from
-    # D = 2 up, so only D = 1 stays direct.
-    SMALL_D = 1
     # Up to this many features the full kernel works feature-major on the
     # chunk (its rows innermost, vectorised): for tiny D a per-component
     # BLAS call on a 256 x D block is nearly all overhead.
@@ -84,23 +76,10 @@ cdef inline void rows_times_upper(
     const floating *upper,      # IN  D x D upper-triangular, row-major
     floating *dst,              # OUT n_rows x D: src @ upper
 ) noexcept nogil:
-    cdef int i, j, l
-    cdef floating *y
-    if D <= SMALL_D:
-        # Row times factor as axpys over the factor's full rows (its zeros
-        # below the diagonal included): contiguous, fixed length D and free
-        # of reductions, so the inner loop vectorises completely. Twice the
-        # flops of the triangle, several times faster than its ragged loops.
-        for i in range(n_rows):
-            y = dst + i * D
-            for j in range(D):
-                y[j] = 0
-            for l in range(D):
-                if floating is double:
-                    fastgmm_axpy_d(D, src[i * D + l], upper + l * D, y)
-                else:
-                    fastgmm_axpy_f(D, src[i * D + l], upper + l * D, y)
-    elif D < TRMM_MIN_D:
+    # OpenBLAS on a 256-row chunk beat direct loops at every D measured
+    # (one thread, 1M x 2 x 3 and 400k x {4, 6, 8} x 16 full); the full
+    # kernel avoids this call only for D <= ROWWISE_FULL_D.
+    if D < TRMM_MIN_D:
         gemm_nn(n_rows, D, D, src, upper, 0.0, dst)
     else:
         memcpy(dst, src, n_rows * D * sizeof(floating))

@@ -17,14 +17,6 @@ static inline void fastgmm_sq_dist_##SUFFIX(                                   \
         T d = x - c[k];                                                       \
         acc[k] += d * d;                                                      \
     }                                                                         \
-}                                                                             \
-/* y[j] += a * u[j]   (row times matrix, one row of the matrix at a time) */  \
-static inline void fastgmm_axpy_##SUFFIX(                                      \
-    int n, T a, const T *__restrict__ u, T *__restrict__ y)                   \
-{                                                                             \
-    for (int j = 0; j < n; j++) {                                             \
-        y[j] += a * u[j];                                                     \
-    }                                                                         \
 }
 
 #define FASTGMM_DEFINE_SOA_LOOPS(T, SUFFIX)                                    \

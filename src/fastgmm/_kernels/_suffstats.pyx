@@ -27,15 +27,14 @@ from libc.stdlib cimport malloc, free
 
 from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
-    CHUNK_SIZE, SMALL_D, COV_FULL, COV_TIED, COV_DIAG,
+    CHUNK_SIZE, COV_FULL, COV_TIED, COV_DIAG,
     weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
-    fastgmm_diag_moments_d, fastgmm_diag_moments_f, fastgmm_axpy_d, fastgmm_axpy_f,
+    fastgmm_diag_moments_d, fastgmm_diag_moments_f,
     ROWWISE_FULL_D, TRMM_MIN_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
     fastgmm_column_sums, fastgmm_weighted_centre_d, fastgmm_weighted_centre_f,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
-SMALL_FEATURES = SMALL_D
 ROWWISE_FULL_FEATURES = ROWWISE_FULL_D
 TRMM_MIN_FEATURES = TRMM_MIN_D
 
@@ -76,8 +75,8 @@ cdef void _accumulate_chunk(
     floating *chunk_sums,       # SCRATCH 2 x D x K + CHUNK_SIZE x K (diag only)
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
 ) noexcept nogil:
-    cdef int i, j, a, b, k
-    cdef double r, d, w
+    cdef int i, j, k
+    cdef double r, w
     cdef floating *s1_t
     cdef floating *s2_t
     cdef floating *r_row
@@ -116,39 +115,15 @@ cdef void _accumulate_chunk(
         for k in range(K):
             mu = means + k * D
             s2_k = s2 + k * D * D
-            if D <= SMALL_D:
-                # Chunk sums in the data's dtype, row by row as axpys so the
-                # loop vectorises, added to the float64 slot once per chunk.
-                for a in range(D * D):
-                    s2_partial[a] = 0
-                for i in range(n_rows):
-                    r = resp[i * K + k]
-                    if r == 0.0:
-                        continue
-                    x = X + i * D
-                    for a in range(D):
-                        buf1[a] = x[a] - mu[a]
-                        s1[k * D + a] += r * buf1[a]
-                    for a in range(D):
-                        # Full rows (fixed length, vectorised); only the lower
-                        # triangle is read back.
-                        if floating is double:
-                            fastgmm_axpy_d(D, r * buf1[a], buf1, s2_partial + a * D)
-                        else:
-                            fastgmm_axpy_f(D, <float> (r * buf1[a]), buf1, s2_partial + a * D)
-                for a in range(D):
-                    for b in range(a + 1):
-                        s2_k[a * D + b] += s2_partial[a * D + b]
+            # buf1: the sqrt(r)-scaled centred chunk for syrk; the chunk's
+            # S1 in the data's dtype in buf2, added to the slot once.
+            if floating is double:
+                fastgmm_weighted_centre_d(n_rows, D, K, X, mu, resp + k, buf1, buf2)
             else:
-                # buf1: the sqrt(r)-scaled centred chunk for syrk; the chunk's
-                # S1 in the data's dtype in buf2, added to the slot once.
-                if floating is double:
-                    fastgmm_weighted_centre_d(n_rows, D, K, X, mu, resp + k, buf1, buf2)
-                else:
-                    fastgmm_weighted_centre_f(n_rows, D, K, X, mu, resp + k, buf1, buf2)
-                for j in range(D):
-                    s1[k * D + j] += buf2[j]
-                _add_gram(n_rows, D, buf1, s2_partial, s2_k)
+                fastgmm_weighted_centre_f(n_rows, D, K, X, mu, resp + k, buf1, buf2)
+            for j in range(D):
+                s1[k * D + j] += buf2[j]
+            _add_gram(n_rows, D, buf1, s2_partial, s2_k)
     elif cov_type == COV_TIED:
         for i in range(n_rows):
             x = X + i * D
@@ -156,20 +131,11 @@ cdef void _accumulate_chunk(
                 r = resp[i * K + k]
                 for j in range(D):
                     s1[k * D + j] += r * (<double> x[j] - means[k * D + j])
-        if D <= SMALL_D:
-            for i in range(n_rows):
-                w = 1.0 if weights == NULL else weights[i]
-                x = X + i * D
-                for a in range(D):
-                    d = <double> x[a] - tied_center[a]
-                    for b in range(a + 1):
-                        s2[a * D + b] += w * d * (<double> x[b] - tied_center[b])
-        else:
-            for i in range(n_rows):
-                w = 1.0 if weights == NULL else sqrt(weights[i])
-                for j in range(D):
-                    buf1[i * D + j] = <floating> (w * (<double> X[i * D + j] - tied_center[j]))
-            _add_gram(n_rows, D, buf1, s2_partial, s2)
+        for i in range(n_rows):
+            w = 1.0 if weights == NULL else sqrt(weights[i])
+            for j in range(D):
+                buf1[i * D + j] = <floating> (w * (<double> X[i * D + j] - tied_center[j]))
+        _add_gram(n_rows, D, buf1, s2_partial, s2)
     else:
         # Per-chunk sums in the data's dtype on a D x K layout, components
         # innermost so the loop vectorises; added to the float64 slot once
