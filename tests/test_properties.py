@@ -4,6 +4,7 @@ sane parameters or raises a ValueError that says what is wrong."""
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
@@ -69,3 +70,19 @@ def test_fit_succeeds_with_sane_parameters_or_raises_value_error(problem):
     assert np.all(np.isfinite(log_prob))
     proba = gmm.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_float32_covariance_positive_only_before_rounding_is_refused_like_sklearn():
+    # Found by the property test: in float64 the covariance factors, rounded
+    # to float32 (as covariances_ is stored) it has a negative eigenvalue.
+    # scikit-learn, computing in float32, raises; so must we.
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    X = np.array([[1.2573022e07, -1.3210486e07], [8.6404224e08, 8.1048998e08]],
+                 dtype=np.float32)
+    params = dict(n_components=2, covariance_type="full", max_iter=1, random_state=0)
+    for cls in (GaussianMixture, SkGaussianMixture):
+        with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                cls(**params).fit(X)

@@ -122,14 +122,21 @@ def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
         n_features = stack.shape[-1]
         identity = np.eye(n_features)
         factors = np.empty_like(stack)
+        # float32 models store their covariances in float32: one positive
+        # definite only before that rounding would leave covariances_ that
+        # are not, so the rounded matrix must factor too.
+        check_rounded = np.dtype(dtype) != np.float64
         for k, covariance in enumerate(stack):
             try:
                 cov_chol = linalg.cholesky(covariance, lower=True)
+                if check_rounded:
+                    linalg.cholesky(covariance.astype(dtype).astype(np.float64), lower=True)
             except linalg.LinAlgError:
                 raise CollapsedComponentError(message) from None
             factors[k] = linalg.solve_triangular(cov_chol, identity, lower=True).T
         return factors if covariance_type == "full" else factors[0]
-    if np.any(covariances <= 0.0) or not np.all(np.isfinite(covariances)):
+    rounded = covariances.astype(dtype)
+    if np.any(rounded <= 0.0) or not np.all(np.isfinite(rounded)):
         raise CollapsedComponentError(message)
     return 1.0 / np.sqrt(covariances)
 
