@@ -9,6 +9,7 @@ on the estimator only when the fit succeeds.
 
 import math
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 from time import time
 from typing import NamedTuple
@@ -260,14 +261,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self._fit_or_restore(X, sample_weight, return_labels=True, callback=callback)
 
     def _fit_or_restore(self, X, sample_weight, return_labels, callback=None):
-        saved_state = dict(self.__dict__)
-        try:
+        with _restored_on_failure(self):
             return self._fit(X, sample_weight, return_labels, callback)
-        except BaseException:
-            # Nothing half-fitted stays behind, on error or on Ctrl-C.
-            self.__dict__.clear()
-            self.__dict__.update(saved_state)
-            raise
 
     # Step sizes of online EM (Cappe & Moulines 2009): rho_t = (t + 1)^-0.6 for
     # the t-th update after the first batch; sum rho = inf, sum rho^2 < inf.
@@ -299,13 +294,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._fit_or_restore(X, sample_weight, return_labels=False)
             self._online_updates = 0
             return self
-        saved_state = dict(self.__dict__)
-        try:
+        with _restored_on_failure(self):
             self._online_update(X, sample_weight)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved_state)
-            raise
         return self
 
     def _online_update(self, X, sample_weight):
@@ -347,7 +337,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             old_part = cov + (gamma[:, None] * shift_old).T @ shift_old
             new_part = batch_cov + (batch_gamma[:, None] * shift_new).T @ shift_new
             new_cov = (1 - rho) * old_part + rho * new_part
-        covariances = self._with_reg(new_cov)
+        covariances = P.add_to_variances(new_cov, self.covariance_type, self.reg_covar)
         precisions_cholesky = P.compute_precision_cholesky(
             covariances, self.covariance_type, dtype
         )
@@ -361,24 +351,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _online_statistics(self):
         """(component weights, means, covariances without reg_covar), float64."""
-        cov = np.array(self.covariances_, dtype=np.float64)
-        if self.covariance_type in ("full", "tied"):
-            D = self.means_.shape[1]
-            idx = np.arange(D)
-            cov[..., idx, idx] -= self.reg_covar
-        else:
-            cov -= self.reg_covar
+        cov = P.add_to_variances(self.covariances_, self.covariance_type, -self.reg_covar)
         return (np.asarray(self.weights_, dtype=np.float64),
                 np.asarray(self.means_, dtype=np.float64), cov)
-
-    def _with_reg(self, cov):
-        cov = np.array(cov, dtype=np.float64)
-        if self.covariance_type in ("full", "tied"):
-            idx = np.arange(cov.shape[-1])
-            cov[..., idx, idx] += self.reg_covar
-        else:
-            cov += self.reg_covar
-        return cov
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_batches(self, batches, callback=None):
@@ -413,8 +388,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : object
         """
-        saved_state = dict(self.__dict__)
-        try:
+        with _restored_on_failure(self):
             data = BatchData(batches)
             if data.n_samples < max(2, self.n_components):
                 raise ValueError(
@@ -425,11 +399,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.__dict__.pop("feature_names_in_", None)
             self.n_features_in_ = data.n_features
             self._run_em(data, callback)
-            return self
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved_state)
-            raise
+        return self
 
     def _fit(self, X, sample_weight, return_labels, callback=None):
         X = validate_data(
@@ -450,8 +420,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             # fit has no use for them (an N-long array and a pass saved).
             return None
         labels = np.empty(n_samples, dtype=np.int64)
-        with blas_single_threaded():
-            _estimate(X, params, self.covariance_type, n_threads_for(n_samples), labels=labels)
+        _estimate(X, params, self.covariance_type, n_threads_for(n_samples), labels=labels)
         return labels
 
     def _run_em(self, data, callback=None):
@@ -791,6 +760,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Initialization {converged_msg}. time lapse {t:.5f}s\t lower bound"
                 f" {lb:.5f}."
             )
+
+
+@contextmanager
+def _restored_on_failure(estimator):
+    """Nothing half-fitted stays behind: on any exception (Ctrl-C included)
+    the estimator's attributes are put back as they were."""
+    saved_state = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved_state)
+        raise
 
 
 class IterationInfo(NamedTuple):

@@ -95,17 +95,26 @@ def gaussian_parameters(stats_total, centers, tied_center, covariance_type, reg_
             + nk_raw[:, None, None] * shift[:, :, None] * shift[:, None, :]
         )
         covariances = scatter / nk[:, None, None]
-        covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
     elif covariance_type == "tied":
         offset = means - tied_center
         covariances = (s2 - (nk[:, None] * offset).T @ offset) / nk.sum()
-        covariances.flat[:: n_features + 1] += reg_covar
     else:
         covariances = (s2 - 2.0 * shift * s1 + nk_raw[:, None] * shift**2) / nk[:, None]
-        covariances += reg_covar
         if covariance_type == "spherical":
             covariances = covariances.mean(axis=1)
-    return nk, means, covariances
+    return nk, means, add_to_variances(covariances, covariance_type, reg_covar)
+
+
+def add_to_variances(covariances, covariance_type, value):
+    """A float64 copy of `covariances` with `value` added to every variance
+    (the diagonal for full and tied, every entry for diag and spherical)."""
+    covariances = np.array(covariances, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        diagonal = np.arange(covariances.shape[-1])
+        covariances[..., diagonal, diagonal] += value
+    else:
+        covariances += value
+    return covariances
 
 
 def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
