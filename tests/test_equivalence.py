@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from fastgmm import GaussianMixture
-from fastgmm._kernels._suffstats import ROWWISE_FULL_FEATURES
+from fastgmm._kernels._suffstats import ROWWISE_FULL_FEATURES, TILED_FULL_MAX_FEATURES
 from conftest import make_mixture
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
@@ -109,11 +109,13 @@ def test_same_trajectory_as_sklearn_float32(covariance_type, init_params):
     np.testing.assert_array_equal(ours_labels, ours.predict(X))
 
 
+@pytest.mark.parametrize("n_features", [ROWWISE_FULL_FEATURES + 3, TILED_FULL_MAX_FEATURES + 1])
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_more_features_than_the_direct_loops(covariance_type, dtype):
-    # Above ROWWISE_FULL_FEATURES the full kernel calls BLAS (gemm, syrk).
-    X, _ = make_mixture(n_samples=3000, n_features=ROWWISE_FULL_FEATURES + 3, n_components=4,
+def test_more_features_than_the_direct_loops(covariance_type, dtype, n_features):
+    # Above ROWWISE_FULL_FEATURES the full kernel runs register tiles; above
+    # TILED_FULL_MAX_FEATURES it calls BLAS (trmm, syrk).
+    X, _ = make_mixture(n_samples=3000, n_features=n_features, n_components=4,
                         seed=3, dtype=dtype)
     params = dict(n_components=4, covariance_type=covariance_type, random_state=0,
                   tol=0, max_iter=8)

@@ -18,13 +18,17 @@ from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import CHUNK_ROWS, em_pass
 from fastgmm._parameters import KernelParams, compute_precision_cholesky, n_slots_for
-from fastgmm._kernels._suffstats import ROWWISE_FULL_FEATURES, TRMM_MIN_FEATURES
+from fastgmm._kernels._suffstats import (
+    ROWWISE_FULL_FEATURES, TILED_FULL_MAX_FEATURES, TRMM_MIN_FEATURES,
+)
 
-# Above ROWWISE_FULL_FEATURES the full kernel calls BLAS (gemm, syrk); at or
-# below, row-wise loops (tied always calls BLAS). Both paths are tested.
-D_BLAS = ROWWISE_FULL_FEATURES + 3
-# From TRMM_MIN_FEATURES the full kernel multiplies by the factor with trmm.
+# The full kernel has three paths: row-wise loops up to ROWWISE_FULL_FEATURES,
+# register tiles up to TILED_FULL_MAX_FEATURES (odd D exercises the tiles'
+# remainder column), BLAS (trmm, syrk) above. Tied always calls BLAS: gemm
+# below TRMM_MIN_FEATURES, trmm from there. Every path is tested.
+D_TILED = ROWWISE_FULL_FEATURES + 3
 D_TRMM = TRMM_MIN_FEATURES + 1
+D_BLAS = TILED_FULL_MAX_FEATURES + 1
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 DTYPES = [np.float64, np.float32]
@@ -205,7 +209,7 @@ MODES_AND_SIZES = [("unweighted", n) for n in SIZES] + [
 
 @pytest.mark.parametrize("mode, N", MODES_AND_SIZES)
 @pytest.mark.parametrize("K", [1, 4])
-@pytest.mark.parametrize("D", [1, 3, 12, D_BLAS, D_TRMM])
+@pytest.mark.parametrize("D", [1, 3, 12, D_TILED, D_TRMM, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_em_pass_matches_reference(dtype, covariance_type, D, K, N, mode):
@@ -219,7 +223,7 @@ def test_em_pass_matches_reference(dtype, covariance_type, D, K, N, mode):
 
 
 @pytest.mark.parametrize("n_slots", [1, 3, 7])
-@pytest.mark.parametrize("D", [3, D_BLAS, D_TRMM])
+@pytest.mark.parametrize("D", [3, D_TILED, D_TRMM, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_em_pass_any_slot_count_covers_every_chunk(dtype, covariance_type, D, n_slots):
@@ -237,7 +241,7 @@ def test_em_pass_any_slot_count_covers_every_chunk(dtype, covariance_type, D, n_
 def test_em_pass_integer_weights_equal_repeated_rows(dtype, covariance_type):
     # Reference-free: weight 2 on a row is the row given twice, weight 0 no row.
     rng = np.random.default_rng(1)
-    params = random_params(rng, covariance_type, 3, D_BLAS, dtype)
+    params = random_params(rng, covariance_type, 3, D_TILED, dtype)
     X = random_data(rng, params[1], 600, dtype)
     counts = rng.integers(0, 3, size=600)
     weighted, _ = run_em_pass(X, params, covariance_type, sample_weight=counts.astype(float))
@@ -251,7 +255,7 @@ def test_em_pass_integer_weights_equal_repeated_rows(dtype, covariance_type):
 
 @pytest.mark.parametrize("N", SIZES)
 @pytest.mark.parametrize("K", [1, 4])
-@pytest.mark.parametrize("D", [1, 3, 12, D_BLAS, D_TRMM])
+@pytest.mark.parametrize("D", [1, 3, 12, D_TILED, D_TRMM, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_estimate_matches_reference(dtype, covariance_type, D, K, N):
@@ -290,7 +294,7 @@ def test_estimate_outputs_requested_alone_equal_requested_together(dtype, covari
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_far_away_points_stay_finite(dtype, covariance_type):
     rng = np.random.default_rng(3)
-    K, D = 3, D_BLAS
+    K, D = 3, D_TILED
     means = rng.normal(size=(K, D))
     chol = {
         "full": np.broadcast_to(np.eye(D), (K, D, D)),
@@ -322,7 +326,7 @@ def test_far_away_points_stay_finite(dtype, covariance_type):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("D", [3, D_BLAS, D_TRMM])
+@pytest.mark.parametrize("D", [3, D_TILED, D_TRMM, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_bitwise_identical_across_thread_counts(dtype, covariance_type, D, weighted):

@@ -257,6 +257,158 @@ static inline void fastgmm_weighted_centre_##SUFFIX(                           \
     }                                                                         \
 }
 
+
+/* Full covariance on a feature-major chunk (xt: D x n, rows innermost), for
+ * the feature counts where a BLAS call on a 256-row chunk is mostly packing
+ * overhead. Both kernels work on blocks of rows held in vector registers:
+ *
+ *   tri_maha:    d = xt - mu (scratch, D x n), then
+ *                maha[i] = sum_j (sum_{l <= j} d[l, i] U[l, j])^2
+ *                two output columns j, j + 1 at a time, so each loaded d[l]
+ *                feeds four independent chains (two row vectors x two
+ *                columns) and U's zero lower triangle is never read;
+ *   tri_moments: d = xt - mu, e = r * d (scratch, D x n each), then
+ *                s1[a] += sum_i e[a, i], s2[a, b] += sum_i e[a, i] d[b, i]
+ *                (b <= a) in 2 x 2 tiles of (a, b): four loads feed four
+ *                accumulators across the whole chunk.
+ * Sums run in T over the chunk and are added to the float64 statistics
+ * once; every sum has a fixed order, so results do not depend on threads. */
+#ifdef FASTGMM_VECTOR_TYPES
+#define FASTGMM_DEFINE_TRI(T, V, SUFFIX)                                       \
+static inline T fastgmm_hsum_##SUFFIX(V v)                                    \
+{                                                                             \
+    T s = 0;                                                                  \
+    for (int w = 0; w < (int)(sizeof(V) / sizeof(T)); w++) s += v[w];        \
+    return s;                                                                 \
+}                                                                             \
+static inline V fastgmm_load_##SUFFIX(const T *p)                             \
+{                                                                             \
+    V v;                                                                      \
+    __builtin_memcpy(&v, p, sizeof(V));                                       \
+    return v;                                                                 \
+}                                                                             \
+static inline void fastgmm_tri_maha_##SUFFIX(                                  \
+    int n, int D, const T *__restrict__ xt, const T *__restrict__ mu,         \
+    const T *__restrict__ U, T *__restrict__ d, T *__restrict__ maha)         \
+{                                                                             \
+    const int W = (int)(sizeof(V) / sizeof(T));                               \
+    for (int l = 0; l < D; l++) {                                             \
+        const T m = mu[l];                                                    \
+        for (int i = 0; i < n; i++)                                           \
+            d[(size_t)l * n + i] = xt[(size_t)l * n + i] - m;                 \
+    }                                                                         \
+    int i0 = 0;                                                               \
+    for (; i0 + 2 * W <= n; i0 += 2 * W) {                                    \
+        V m0 = {0}, m1 = {0};                                                 \
+        int j = 0;                                                            \
+        for (; j + 2 <= D; j += 2) {                                          \
+            V a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};                         \
+            for (int l = 0; l <= j; l++) {                                    \
+                const T *dl = d + (size_t)l * n + i0;                         \
+                const V x0 = fastgmm_load_##SUFFIX(dl);                       \
+                const V x1 = fastgmm_load_##SUFFIX(dl + W);                   \
+                const T u = U[l * D + j], v = U[l * D + j + 1];               \
+                a0 += x0 * u; a1 += x1 * u;                                   \
+                b0 += x0 * v; b1 += x1 * v;                                   \
+            }                                                                 \
+            const T *dl = d + (size_t)(j + 1) * n + i0;                       \
+            const T v = U[(j + 1) * D + j + 1];                               \
+            b0 += fastgmm_load_##SUFFIX(dl) * v;                              \
+            b1 += fastgmm_load_##SUFFIX(dl + W) * v;                          \
+            m0 += a0 * a0; m0 += b0 * b0;                                     \
+            m1 += a1 * a1; m1 += b1 * b1;                                     \
+        }                                                                     \
+        if (j < D) {                                                          \
+            V a0 = {0}, a1 = {0};                                             \
+            for (int l = 0; l <= j; l++) {                                    \
+                const T *dl = d + (size_t)l * n + i0;                         \
+                const T u = U[l * D + j];                                     \
+                a0 += fastgmm_load_##SUFFIX(dl) * u;                          \
+                a1 += fastgmm_load_##SUFFIX(dl + W) * u;                      \
+            }                                                                 \
+            m0 += a0 * a0; m1 += a1 * a1;                                     \
+        }                                                                     \
+        __builtin_memcpy(maha + i0, &m0, sizeof(V));                          \
+        __builtin_memcpy(maha + i0 + W, &m1, sizeof(V));                      \
+    }                                                                         \
+    for (int i = i0; i < n; i++) {                                            \
+        T m = 0;                                                              \
+        int j = 0;                                                            \
+        for (; j + 2 <= D; j += 2) {                                          \
+            T a = 0, b = 0;                                                   \
+            for (int l = 0; l <= j; l++) {                                    \
+                const T x = d[(size_t)l * n + i];                             \
+                a += x * U[l * D + j];                                        \
+                b += x * U[l * D + j + 1];                                    \
+            }                                                                 \
+            b += d[(size_t)(j + 1) * n + i] * U[(j + 1) * D + j + 1];         \
+            m += a * a; m += b * b;                                           \
+        }                                                                     \
+        if (j < D) {                                                          \
+            T a = 0;                                                          \
+            for (int l = 0; l <= j; l++) a += d[(size_t)l * n + i] * U[l * D + j]; \
+            m += a * a;                                                       \
+        }                                                                     \
+        maha[i] = m;                                                          \
+    }                                                                         \
+}                                                                             \
+static inline void fastgmm_tri_moments_##SUFFIX(                               \
+    int n, int D, const T *__restrict__ xt, const T *__restrict__ mu,         \
+    const T *__restrict__ r, T *__restrict__ d, T *__restrict__ e,            \
+    double *__restrict__ s1, double *__restrict__ s2)                         \
+{                                                                             \
+    const int W = (int)(sizeof(V) / sizeof(T));                               \
+    const int nv = n - n % W;       /* rows in whole vectors */               \
+    for (int l = 0; l < D; l++) {                                             \
+        const T m = mu[l];                                                    \
+        const T *__restrict__ xl = xt + (size_t)l * n;                        \
+        T *__restrict__ dl = d + (size_t)l * n;                               \
+        T *__restrict__ el = e + (size_t)l * n;                               \
+        for (int i = 0; i < n; i++) {                                         \
+            dl[i] = xl[i] - m;                                                \
+            el[i] = r[i] * dl[i];                                             \
+        }                                                                     \
+    }                                                                         \
+    for (int a = 0; a < D; a++) {                                             \
+        const T *ea = e + (size_t)a * n;                                      \
+        V acc = {0};                                                          \
+        for (int i = 0; i < nv; i += W) acc += fastgmm_load_##SUFFIX(ea + i); \
+        T t = fastgmm_hsum_##SUFFIX(acc);                                     \
+        for (int i = nv; i < n; i++) t += ea[i];                              \
+        s1[a] += t;                                                           \
+    }                                                                         \
+    for (int a0 = 0; a0 < D; a0 += 2) {                                       \
+        const int a1 = a0 + 1 < D ? a0 + 1 : a0;                              \
+        const T *ea0 = e + (size_t)a0 * n, *ea1 = e + (size_t)a1 * n;         \
+        for (int b0 = 0; b0 <= a0; b0 += 2) {                                 \
+            const int b1 = b0 + 1 < D ? b0 + 1 : b0;                          \
+            const T *db0 = d + (size_t)b0 * n, *db1 = d + (size_t)b1 * n;     \
+            V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0};                     \
+            for (int i = 0; i < nv; i += W) {                                 \
+                const V x0 = fastgmm_load_##SUFFIX(ea0 + i);                  \
+                const V x1 = fastgmm_load_##SUFFIX(ea1 + i);                  \
+                const V y0 = fastgmm_load_##SUFFIX(db0 + i);                  \
+                const V y1 = fastgmm_load_##SUFFIX(db1 + i);                  \
+                c00 += x0 * y0; c01 += x0 * y1;                               \
+                c10 += x1 * y0; c11 += x1 * y1;                               \
+            }                                                                 \
+            T t00 = fastgmm_hsum_##SUFFIX(c00), t01 = fastgmm_hsum_##SUFFIX(c01); \
+            T t10 = fastgmm_hsum_##SUFFIX(c10), t11 = fastgmm_hsum_##SUFFIX(c11); \
+            for (int i = nv; i < n; i++) {                                    \
+                t00 += ea0[i] * db0[i]; t01 += ea0[i] * db1[i];               \
+                t10 += ea1[i] * db0[i]; t11 += ea1[i] * db1[i];               \
+            }                                                                 \
+            s2[a0 * D + b0] += t00;                                           \
+            if (b1 != b0 && b1 <= a0) s2[a0 * D + b1] += t01;                 \
+            if (a1 != a0) {                                                   \
+                s2[a1 * D + b0] += t10;                                       \
+                if (b1 != b0) s2[a1 * D + b1] += t11;                         \
+            }                                                                 \
+        }                                                                     \
+    }                                                                         \
+}
+#endif
+
 #ifdef _OPENMP
 #define FASTGMM_PRAGMA(x) _Pragma(#x)
 #define FASTGMM_SIMD_SUM(v) FASTGMM_PRAGMA(omp simd reduction(+:v))
@@ -278,6 +430,27 @@ FASTGMM_DEFINE_ROW_OPS(double, d)
 FASTGMM_DEFINE_ROW_OPS(float, f)
 FASTGMM_DEFINE_TRANSPOSE(double, d)
 FASTGMM_DEFINE_TRANSPOSE(float, f)
+#ifdef FASTGMM_VECTOR_TYPES
+FASTGMM_DEFINE_TRI(double, fastgmm_vd, d)
+FASTGMM_DEFINE_TRI(float, fastgmm_vf, f)
+#else
+/* Without vector types (MSVC): the plain row-wise loops, same results. */
+#define FASTGMM_DEFINE_TRI_FALLBACK(T, SUFFIX)                                 \
+static inline void fastgmm_tri_maha_##SUFFIX(                                  \
+    int n, int D, const T *xt, const T *mu, const T *U, T *d, T *maha)        \
+{                                                                             \
+    fastgmm_maha_rows_##SUFFIX(n, D, xt, mu, U, d, maha);                     \
+}                                                                             \
+static inline void fastgmm_tri_moments_##SUFFIX(                               \
+    int n, int D, const T *xt, const T *mu, const T *r, T *d, T *e,           \
+    double *s1, double *s2)                                                   \
+{                                                                             \
+    (void)e;                                                                  \
+    fastgmm_moments_rows_##SUFFIX(n, D, xt, mu, r, d, s1, s2);                \
+}
+FASTGMM_DEFINE_TRI_FALLBACK(double, d)
+FASTGMM_DEFINE_TRI_FALLBACK(float, f)
+#endif
 
 static inline void fastgmm_column_sums(int n, int K, const double *__restrict__ resp,
                                        double *__restrict__ out)

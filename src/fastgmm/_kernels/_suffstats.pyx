@@ -30,13 +30,15 @@ from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, COV_FULL, COV_TIED, COV_DIAG,
     weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
     fastgmm_diag_moments_d, fastgmm_diag_moments_f,
-    ROWWISE_FULL_D, TRMM_MIN_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
+    ROWWISE_FULL_D, TRMM_MIN_D, TILED_FULL_MAX_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
+    fastgmm_tri_moments_d, fastgmm_tri_moments_f,
     fastgmm_column_sums, fastgmm_weighted_centre_d, fastgmm_weighted_centre_f,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
 ROWWISE_FULL_FEATURES = ROWWISE_FULL_D
 TRMM_MIN_FEATURES = TRMM_MIN_D
+TILED_FULL_MAX_FEATURES = TILED_FULL_MAX_D
 
 
 cdef inline void _add_gram(
@@ -71,6 +73,7 @@ cdef void _accumulate_chunk(
     double *resp,               # INOUT n_rows x K: responsibilities (scaled by weights here)
     floating *buf1,             # SCRATCH n_rows x (D + 2)
     floating *buf2,             # SCRATCH n_rows x (D + 2)
+    floating *buf3,             # SCRATCH n_rows x (D + 2)
     floating *s2_partial,       # SCRATCH D x D (float32 partial products)
     floating *chunk_sums,       # SCRATCH 2 x D x K + CHUNK_SIZE x K (diag only)
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
@@ -94,9 +97,10 @@ cdef void _accumulate_chunk(
 
     fastgmm_column_sums(n_rows, K, resp, n_k)
 
-    if cov_type == COV_FULL and D <= ROWWISE_FULL_D:
+    if cov_type == COV_FULL and D <= TILED_FULL_MAX_D:
         # Feature-major chunk in buf1; per component, its responsibilities
-        # gathered contiguous at the head of buf2, the centred chunk after.
+        # gathered contiguous at the head of buf2, the centred chunk after
+        # (and, for the tiled kernel, the weighted one in buf3).
         transpose_chunk(X, n_rows, D, buf1)
         for k in range(K):
             for i in range(n_rows):
@@ -105,12 +109,20 @@ cdef void _accumulate_chunk(
                 else:
                     # under 1e-30: zero, not a float32 denormal (100x slower)
                     buf2[i] = <floating> (resp[i * K + k] if resp[i * K + k] >= 1e-30 else 0.0)
-            if floating is double:
-                fastgmm_moments_rows_d(n_rows, D, buf1, means + k * D, buf2,
-                                       buf2 + n_rows, s1 + k * D, s2 + k * D * D)
+            if D <= ROWWISE_FULL_D:
+                if floating is double:
+                    fastgmm_moments_rows_d(n_rows, D, buf1, means + k * D, buf2,
+                                           buf2 + n_rows, s1 + k * D, s2 + k * D * D)
+                else:
+                    fastgmm_moments_rows_f(n_rows, D, buf1, means + k * D, buf2,
+                                           buf2 + n_rows, s1 + k * D, s2 + k * D * D)
             else:
-                fastgmm_moments_rows_f(n_rows, D, buf1, means + k * D, buf2,
-                                       buf2 + n_rows, s1 + k * D, s2 + k * D * D)
+                if floating is double:
+                    fastgmm_tri_moments_d(n_rows, D, buf1, means + k * D, buf2,
+                                          buf2 + n_rows, buf3, s1 + k * D, s2 + k * D * D)
+                else:
+                    fastgmm_tri_moments_f(n_rows, D, buf1, means + k * D, buf2,
+                                          buf2 + n_rows, buf3, s1 + k * D, s2 + k * D * D)
     elif cov_type == COV_FULL:
         for k in range(K):
             mu = means + k * D
@@ -200,6 +212,7 @@ def em_pass(
     cdef int n_rows, i, k
     cdef floating *buf1
     cdef floating *buf2
+    cdef floating *buf3
     cdef floating *s2_partial
     cdef double *resp
     cdef double *lse
@@ -236,6 +249,7 @@ def em_pass(
     with nogil, parallel(num_threads=n_threads):
         buf1 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
+        buf3 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         s2_partial = <floating *> malloc(D * D * sizeof(floating))
         resp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
         lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
@@ -274,12 +288,13 @@ def em_pass(
                     stat[0] = stat[0] + ll
                 _accumulate_chunk(
                     cov_type, &X[start, 0], n_rows, D, K, weights_ptr,
-                    &means[0, 0], means_t, tied_center_ptr, resp, buf1, buf2, s2_partial,
+                    &means[0, 0], means_t, tied_center_ptr, resp, buf1, buf2, buf3, s2_partial,
                     chunk_sums, stat,
                 )
 
         free(buf1)
         free(buf2)
+        free(buf3)
         free(s2_partial)
         free(resp)
         free(lse)
