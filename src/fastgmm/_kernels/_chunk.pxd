@@ -35,10 +35,24 @@ cdef extern from "_loops.h":
     void fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const double *resp, float *out, float *s1_chunk) noexcept nogil
     void fastgmm_diag_row_d(int K, int D, const double *x, const double *c, const double *p, double *out) noexcept nogil
     void fastgmm_diag_row_f(int K, int D, const float *x, const float *c, const float *p, float *out) noexcept nogil
+    void fastgmm_resp_column_d(int n, int stride, const double *resp, double *out) noexcept nogil
+    void fastgmm_resp_column_f(int n, int stride, const double *resp, float *out) noexcept nogil
     void fastgmm_tri_maha_d(int n, int D, const double *xt, const double *mu, const double *U, double *d, double *maha) noexcept nogil
     void fastgmm_tri_maha_f(int n, int D, const float *xt, const float *mu, const float *U, float *d, float *maha) noexcept nogil
     void fastgmm_tri_moments_d(int n, int D, const double *xt, const double *mu, const double *r, double *d, double *e, double *s1, double *s2) noexcept nogil
     void fastgmm_tri_moments_f(int n, int D, const float *xt, const float *mu, const float *r, float *d, float *e, double *s1, double *s2) noexcept nogil
+
+
+cdef inline void resp_column(
+    int n,                      # IN
+    int stride,                 # IN
+    const double *resp,         # IN  n entries, `stride` apart
+    floating *out,              # OUT n, in the data's dtype (float32: under 1e-30 -> 0)
+) noexcept nogil:
+    if floating is double:
+        fastgmm_resp_column_d(n, stride, resp, out)
+    else:
+        fastgmm_resp_column_f(n, stride, resp, out)
 
 
 cdef inline void transpose_chunk(

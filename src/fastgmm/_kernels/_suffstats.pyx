@@ -28,7 +28,7 @@ from libc.stdlib cimport malloc, free
 from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, COV_FULL, COV_TIED, COV_DIAG,
-    weighted_log_prob, log_normalize_rows, transposed_copy, check_model,
+    weighted_log_prob, log_normalize_rows, resp_column, transposed_copy, check_model,
     fastgmm_diag_moments_d, fastgmm_diag_moments_f,
     ROWWISE_FULL_D, TRMM_MIN_D, TILED_FULL_MAX_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
     fastgmm_tri_moments_d, fastgmm_tri_moments_f,
@@ -103,12 +103,7 @@ cdef void _accumulate_chunk(
         # (and, for the tiled kernel, the weighted one in buf3).
         transpose_chunk(X, n_rows, D, buf1)
         for k in range(K):
-            for i in range(n_rows):
-                if floating is double:
-                    buf2[i] = resp[i * K + k]
-                else:
-                    # under 1e-30: zero, not a float32 denormal (100x slower)
-                    buf2[i] = <floating> (resp[i * K + k] if resp[i * K + k] >= 1e-30 else 0.0)
+            resp_column(n_rows, K, resp + k, buf2)
             if D <= ROWWISE_FULL_D:
                 if floating is double:
                     fastgmm_moments_rows_d(n_rows, D, buf1, means + k * D, buf2,
@@ -160,11 +155,8 @@ cdef void _accumulate_chunk(
         if floating is double:
             fastgmm_diag_moments_d(n_rows, K, D, X, resp, means_t, s1_t, s2_t)
         else:
-            # Responsibilities under 1e-30 would be float32 denormals in the
-            # products below (100x slower arithmetic); they are 0 at float32
-            # precision anyway.
-            for i in range(n_rows * K):
-                r_row[i] = <floating> (resp[i] if resp[i] >= 1e-30 else 0.0)
+            # float32 copy, entries under 1e-30 zeroed (see _loops.h)
+            resp_column(n_rows * K, 1, resp, r_row)
             fastgmm_diag_moments_f(n_rows, K, D, X, r_row, means_t, s1_t, s2_t)
         for k in range(K):
             for j in range(D):
