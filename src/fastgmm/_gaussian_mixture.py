@@ -26,7 +26,12 @@ from fastgmm._batches import BatchData
 from fastgmm._initialization import initial_statistics
 from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._suffstats import em_pass, stat_size
-from fastgmm._reliability import DegenerateRecovery, check_on_degenerate, warn_if_large
+from fastgmm._reliability import (
+    DegenerateRecovery,
+    check_on_degenerate,
+    far_row_responsibilities,
+    warn_if_large,
+)
 from fastgmm._threads import blas_single_threaded, n_threads_for
 
 _PRECISION_SHAPES = {
@@ -896,16 +901,51 @@ def _cast_params(params, dtype):
 
 
 def _estimate(X, params, covariance_type, n_threads, labels=None, log_prob=None, resp=None):
-    """Run the chunked E-step kernel on X, filling whichever outputs are given."""
+    """Run the chunked E-step kernel on X, filling whichever outputs are given.
+
+    Rows so far from every component that their log-densities overflow the
+    dtype's range (log p(x) = -inf) get their labels and probabilities from
+    `far_row_responsibilities` (the nearest component wins); their log p(x)
+    stays -inf, the value rounded to the dtype.
+    """
     weights, means, _, precisions_cholesky = params
     dtype = X.dtype
     kernel = P.KernelParams(weights, means, precisions_cholesky, covariance_type, dtype)
     n_components = means.shape[0]
+    if log_prob is None and (labels is not None or resp is not None):
+        # To find the rows beyond the float range: N more numbers than asked for.
+        row_log_prob = np.empty(X.shape[0], dtype=dtype)
+    else:
+        row_log_prob = log_prob
     with blas_single_threaded():
         estimate(
             X, *kernel.args(), kernel.code,
             labels if labels is not None else np.empty(0, dtype=np.int64),
-            log_prob if log_prob is not None else np.empty(0, dtype=dtype),
+            row_log_prob if row_log_prob is not None else np.empty(0, dtype=dtype),
             resp if resp is not None else np.empty((0, n_components), dtype=dtype),
             n_threads,
         )
+    if labels is None and resp is None:
+        return
+    far = np.flatnonzero(np.isneginf(row_log_prob))
+    if far.size == 0:
+        return
+    n_far = far.size
+    far_labels = np.empty(n_far, dtype=np.int64)
+    far_resp = np.empty((n_far, n_components))
+    if dtype != np.float64:
+        # Beyond float32's range, perhaps not float64's: the same kernel in float64.
+        far_log_prob = np.empty(n_far)
+        _estimate(X[far].astype(np.float64), params, covariance_type, 1,
+                  labels=far_labels, log_prob=far_log_prob, resp=far_resp)
+        if log_prob is not None:
+            with np.errstate(over="ignore"):     # rounds to -inf in float32
+                log_prob[far] = far_log_prob
+    else:
+        far_resp = far_row_responsibilities(X[far], weights, means, precisions_cholesky,
+                                            covariance_type)
+        far_labels = far_resp.argmax(axis=1)
+    if resp is not None:
+        resp[far] = far_resp
+    if labels is not None:
+        labels[far] = far_labels

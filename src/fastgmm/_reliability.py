@@ -256,3 +256,63 @@ class DegenerateRecovery:
         weights /= weights.sum()
         return weights, means, covariances
 
+
+
+# ------------------------------------------------------------ far queries
+
+# Rows handled at a time by far_row_responsibilities (n x K x D float64 each).
+FAR_BLOCK_ROWS = 4096
+
+
+def far_row_responsibilities(rows, weights, means, precisions_cholesky, covariance_type):
+    """Responsibilities (float64) of rows whose log-densities overflow float64.
+
+    Such a row x = s * u (s = max |x_d|, far beyond the model's scale) has
+    log-densities log w_k + log det U_k - q_k / 2 with squared distances
+    q_k = s^2 a_k - 2 s b_k + c_k, a_k = |u U_k|^2, b_k = (u U_k).(mu_k U_k),
+    c_k = |mu_k U_k|^2, all finite. The quadratic term decides between
+    components of different shapes along u (a_k differ); between components
+    of the same shape there (equal a_k) the s^2 terms cancel and the rest,
+    s b_k - c_k / 2 + log w_k + log det U_k, are their log-densities up to a
+    common constant: a softmax over them (their odds do not depend on s).
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    chol = np.asarray(precisions_cholesky, dtype=np.float64)
+    n_components, n_features = means.shape
+    if covariance_type == "full":
+        projected_means = np.einsum("kd,kde->ke", means, chol)
+    elif covariance_type == "tied":
+        projected_means = means @ chol
+    elif covariance_type == "diag":
+        projected_means = means * chol
+    else:
+        projected_means = means * chol[:, None]
+    with np.errstate(divide="ignore"):
+        log_const = (np.log(np.asarray(weights, dtype=np.float64))
+                     + P.log_det_cholesky(chol, covariance_type, n_features)
+                     - 0.5 * np.einsum("kd,kd->k", projected_means, projected_means))
+    # log_const + s b_k: the log-density of a same-shape component, up to a common constant
+    out = np.empty((rows.shape[0], n_components))
+    for start in range(0, rows.shape[0], FAR_BLOCK_ROWS):
+        block = rows[start : start + FAR_BLOCK_ROWS]
+        u = block / np.abs(block).max(axis=1, keepdims=True)
+        if covariance_type == "full":
+            y = np.einsum("nd,kde->nke", u, chol)
+        elif covariance_type == "tied":
+            y = np.broadcast_to((u @ chol)[:, None, :], (u.shape[0], n_components, n_features))
+        elif covariance_type == "diag":
+            y = u[:, None, :] * chol[None]
+        else:
+            y = u[:, None, :] * chol[None, :, None]
+        scale = np.abs(block).max(axis=1, keepdims=True)
+        a = np.einsum("nkd,nkd->nk", y, y)
+        nearest_shape = a == a.min(axis=1, keepdims=True)
+        with np.errstate(over="ignore"):                  # +-inf: s b_k decides alone
+            rest = scale * np.einsum("nkd,kd->nk", y, projected_means) + log_const
+        logits = np.where(nearest_shape, rest, -np.inf)
+        top = logits.max(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            resp = np.where(np.isposinf(top), np.isposinf(logits), np.exp(logits - top))
+        out[start : start + block.shape[0]] = resp / resp.sum(axis=1, keepdims=True)
+    return out
