@@ -539,3 +539,153 @@ def test_fit_warns_before_allocating_more_than_the_threshold(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error", LargeMemoryWarning)
         GaussianMixture(2, random_state=0).fit(X)
+
+
+# ------------------------------------------------------------ interruption
+
+INTERRUPTED_FIT_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys, threading, time, warnings
+    import numpy as np
+    from fastgmm import GaussianMixture
+
+    # The C-level handler writes every signal to this pipe the moment it is
+    # delivered, even while the main thread is inside a native pass without
+    # the GIL; the watcher notes how many iterations had completed then.
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    completed = [0]
+    arrivals = []
+
+    def watch():
+        while os.read(read_end, 1):
+            arrivals.append(completed[0])
+
+    threading.Thread(target=watch, daemon=True).start()
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400_000, 8)) + 4 * rng.integers(0, 4, size=(400_000, 1))
+
+    def long_fit(gmm, n_signal):
+        completed[0] = 0
+
+        def callback(info):
+            completed[0] += 1
+            if completed[0] == 1:
+                print("RUNNING", flush=True)   # the parent sends SIGINT now
+
+        try:
+            gmm.fit(X, callback=callback)
+        except KeyboardInterrupt:
+            at_exit = completed[0]
+            for _ in range(10_000):            # the watcher needs the GIL once
+                if len(arrivals) >= n_signal:
+                    break
+                time.sleep(0.001)
+            return {"at_signal": arrivals[n_signal - 1], "at_exit": at_exit}
+        return {"at_signal": None, "at_exit": completed[0]}
+
+    def state(gmm):
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                for k, v in vars(gmm).items() if k.endswith("_")}
+
+    threads_before = threading.active_count()
+    report = {}
+    fresh = GaussianMixture(8, init_params="random_from_data", tol=0, max_iter=10**6,
+                            random_state=0)
+    report["unfitted"] = long_fit(fresh, 1)
+    report["unfitted"]["attributes"] = sorted(state(fresh))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warm = GaussianMixture(8, init_params="random_from_data", max_iter=2,
+                               warm_start=True, random_state=0).fit(X)
+    previous = state(warm)
+    warm.set_params(tol=0, max_iter=10**6)
+    report["warm"] = long_fit(warm, 2)
+    report["warm"]["kept_previous"] = state(warm) == previous
+    report["threads_before"] = threads_before
+    report["threads_after"] = threading.active_count()
+    print(json.dumps(report), flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+def test_sigint_stops_a_fit_within_one_iteration_and_keeps_the_previous_state(tmp_path):
+    script = tmp_path / "interrupted_fit.py"
+    script.write_text(INTERRUPTED_FIT_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=FASTGMM_PARENT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for _ in range(2):                  # the fresh fit, then the warm refit
+            line = proc.stdout.readline()
+            assert line.strip() == "RUNNING", line + proc.stderr.read()
+            os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=600)   # a guard against a hang only
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    print(report["unfitted"]["at_signal"], report["unfitted"]["at_exit"],
+          report["warm"]["at_signal"], report["warm"]["at_exit"])
+    for case in ("unfitted", "warm"):
+        at_signal, at_exit = report[case]["at_signal"], report[case]["at_exit"]
+        assert at_signal is not None, f"{case}: the fit was not interrupted"
+        # The pass running when the signal came finishes (it holds no GIL and
+        # cannot be interrupted); no further iteration starts.
+        assert at_exit - at_signal <= 1, report
+    assert report["unfitted"]["attributes"] == []
+    assert report["warm"]["kept_previous"]
+    assert report["threads_after"] == report["threads_before"]
+
+
+def _rss_bytes():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def test_repeated_interrupted_fits_leak_no_memory_or_threads():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(5_000, 4)) + 4 * rng.integers(0, 3, size=(5_000, 1))
+
+    def stop(info):
+        if info.n_iter == 2:
+            raise KeyboardInterrupt
+
+    def interrupted_fit(covariance_type):
+        gmm = GaussianMixture(3, covariance_type=covariance_type, tol=0,
+                              init_params="random_from_data", random_state=0)
+        try:
+            gmm.fit(X, callback=stop)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("not interrupted")
+        assert not [k for k in vars(gmm) if k.endswith("_")]
+
+    for covariance_type in COVARIANCE_TYPES:      # warm the caches first
+        interrupted_fit(covariance_type)
+    gc.collect()
+    threads_before = threading.active_count()
+    rss_before = _rss_bytes() if sys.platform.startswith("linux") else None
+    tracemalloc.start()
+    try:
+        traced_before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            for covariance_type in COVARIANCE_TYPES:
+                interrupted_fit(covariance_type)
+        gc.collect()
+        traced_growth = tracemalloc.get_traced_memory()[0] - traced_before
+    finally:
+        tracemalloc.stop()
+    # One leaked copy of X per fit would be 160 KB x 40.
+    assert traced_growth < 128 * 1024, traced_growth
+    assert threading.active_count() == threads_before
+    if rss_before is not None:
+        assert _rss_bytes() - rss_before < 32 * 2**20
