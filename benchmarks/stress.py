@@ -9,9 +9,14 @@ Cases (issue 7):
 big_n            50,000,000 x 2 float32, K=8 full: peak resident memory of
                  the process must stay under 1.2x the data.
 many_components  1,000,000 x 32 float32, K=256 diag.
-wide_full        8,192 x 512 float32, K=32 full: the fit needs ~1.5 GiB of
+wide_full        8,192 x 512 float64, K=32 full: the fit needs ~1.5 GiB of
                  K x D^2 statistics and parameters and says so with a
-                 fastgmm.LargeMemoryWarning before allocating them.
+                 fastgmm.LargeMemoryWarning before allocating them. float64:
+                 with 256 rows per component (< D) each covariance is a
+                 rank-deficient scatter plus reg_covar=1e-6, positive
+                 definite in float64 but not once rounded to float32 (the
+                 float32 fit raises scikit-learn's ValueError, as
+                 scikit-learn's own float32 fit does).
 
 Each case runs in a fresh Python process (so that one case's memory does
 not count in another's) and prints one line of figures. Memory is read from
@@ -97,13 +102,13 @@ def run_case(case, max_iter):
 
     baseline_kib = status_kib("VmRSS")
     if case == "big_n":
-        n, d, k, covariance_type = 50_000_000, 2, 8, "full"
+        n, d, k, covariance_type, dtype = 50_000_000, 2, 8, "full", np.float32
     elif case == "many_components":
-        n, d, k, covariance_type = 1_000_000, 32, 256, "diag"
+        n, d, k, covariance_type, dtype = 1_000_000, 32, 256, "diag", np.float32
     else:
-        n, d, k, covariance_type = 8_192, 512, 32, "full"
+        n, d, k, covariance_type, dtype = 8_192, 512, 32, "full", np.float64
     t0 = time.perf_counter()
-    X = generate(n, d, min(k, 16), np.float32)
+    X = generate(n, d, min(k, 16), dtype)
     generate_s = time.perf_counter() - t0
     data_kib = X.nbytes / 1024
     params = dict(n_components=k, covariance_type=covariance_type, tol=0.0,
@@ -135,7 +140,7 @@ def run_case(case, max_iter):
     return {
         "case": case,
         "shape": [n, d],
-        "dtype": "float32",
+        "dtype": np.dtype(dtype).name,
         "n_components": k,
         "covariance_type": covariance_type,
         "iterations": gmm.n_iter_,
