@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
-from fastgmm import GaussianMixture
+from fastgmm import ComponentRecoveryWarning, GaussianMixture
 
 
 @st.composite
@@ -38,18 +38,20 @@ def problems(draw):
         max_iter=draw(st.integers(1, 20)),
         random_state=seed,
     )
-    return X.astype(dtype), params
+    on_degenerate = draw(st.sampled_from(["raise", "reseed"]))
+    return X.astype(dtype), params, on_degenerate
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_fit_succeeds_with_sane_parameters_or_raises_value_error(problem):
-    X, params = problem
+    X, params, on_degenerate = problem
     gmm = GaussianMixture(**params)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            gmm.fit(X)
+            warnings.simplefilter("ignore", ComponentRecoveryWarning)
+            gmm.fit(X, on_degenerate=on_degenerate)
     except ValueError as error:
         assert str(error)
         assert not [k for k in vars(gmm) if k.endswith("_")], "a failed fit left attributes"

@@ -8,6 +8,15 @@ A drop-in for ``sklearn.mixture.GaussianMixture``::
 from fastgmm._config import show_config
 from fastgmm._gaussian_mixture import GaussianMixture, IterationInfo
 from fastgmm._progress import ProgressBar
+from fastgmm._reliability import ComponentRecoveryWarning, LargeMemoryWarning
 from fastgmm._version import __version__
 
-__all__ = ["GaussianMixture", "IterationInfo", "ProgressBar", "show_config", "__version__"]
+__all__ = [
+    "ComponentRecoveryWarning",
+    "GaussianMixture",
+    "IterationInfo",
+    "LargeMemoryWarning",
+    "ProgressBar",
+    "show_config",
+    "__version__",
+]

@@ -26,6 +26,12 @@ from fastgmm._batches import BatchData
 from fastgmm._initialization import initial_statistics
 from fastgmm._kernels._estep import estimate
 from fastgmm._kernels._suffstats import em_pass, stat_size
+from fastgmm._reliability import (
+    DegenerateRecovery,
+    check_on_degenerate,
+    far_row_responsibilities,
+    warn_if_large,
+)
 from fastgmm._threads import blas_single_threaded, n_threads_for
 
 _PRECISION_SHAPES = {
@@ -216,7 +222,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None, callback=None):
+    def fit(self, X, y=None, sample_weight=None, callback=None, on_degenerate="raise"):
         """Estimate model parameters with the EM algorithm.
 
         Fits ``n_init`` times and keeps the parameters with the largest
@@ -240,29 +246,41 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             (initialisation, iteration, mean log-likelihood, its change, the
             current parameters), to watch a long fit: for example
             ``fastgmm.ProgressBar()``, a bar on stderr over n_init x max_iter.
+        on_degenerate : {'raise', 'reseed'}, default='raise'
+            What to do when a component degenerates during EM (beyond
+            scikit-learn). 'raise': scikit-learn's behaviour, a ValueError
+            when a covariance is not positive definite after ``reg_covar``.
+            'reseed': re-seed every component whose covariance collapsed or
+            whose weight went to zero at the sample the model explains worst,
+            with the pooled covariance of the other components, warn with a
+            :class:`fastgmm.ComponentRecoveryWarning` naming the component
+            and the iteration, and go on.
 
         Returns
         -------
         self : object
         """
-        self._fit_or_restore(X, sample_weight, return_labels=False, callback=callback)
+        self._fit_or_restore(X, sample_weight, return_labels=False, callback=callback,
+                             on_degenerate=on_degenerate)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None, sample_weight=None, callback=None):
+    def fit_predict(self, X, y=None, sample_weight=None, callback=None, on_degenerate="raise"):
         """Fit the model to X and return the most probable component of each row.
 
-        ``sample_weight`` and ``callback`` as in :meth:`fit`.
+        ``sample_weight``, ``callback`` and ``on_degenerate`` as in :meth:`fit`.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
         """
-        return self._fit_or_restore(X, sample_weight, return_labels=True, callback=callback)
+        return self._fit_or_restore(X, sample_weight, return_labels=True, callback=callback,
+                                    on_degenerate=on_degenerate)
 
-    def _fit_or_restore(self, X, sample_weight, return_labels, callback=None):
+    def _fit_or_restore(self, X, sample_weight, return_labels, callback=None,
+                        on_degenerate="raise"):
         with _restored_on_failure(self):
-            return self._fit(X, sample_weight, return_labels, callback)
+            return self._fit(X, sample_weight, return_labels, callback, on_degenerate)
 
     # Step sizes of online EM (Cappe & Moulines 2009): rho_t = (t + 1)^-0.6 for
     # the t-th update after the first batch; sum rho = inf, sum rho^2 < inf.
@@ -356,7 +374,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 np.asarray(self.means_, dtype=np.float64), cov)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_batches(self, batches, callback=None):
+    def fit_batches(self, batches, callback=None, on_degenerate="raise"):
         """Fit on data given as batches of rows, one batch in memory at a time.
 
         An exact out-of-core EM: every iteration is one pass over all the
@@ -376,6 +394,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             yield the same rows. float32 batches are fitted in float32.
         callback : callable, default=None
             As in :meth:`fit`.
+        on_degenerate : {'raise', 'reseed'}, default='raise'
+            As in :meth:`fit`; the worst-explained samples are found by one
+            more pass over the batches, only at an iteration that needs it.
 
         Notes
         -----
@@ -398,10 +419,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 )
             self.__dict__.pop("feature_names_in_", None)
             self.n_features_in_ = data.n_features
-            self._run_em(data, callback)
+            self._run_em(data, callback, on_degenerate)
         return self
 
-    def _fit(self, X, sample_weight, return_labels, callback=None):
+    def _fit(self, X, sample_weight, return_labels, callback=None, on_degenerate="raise"):
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
@@ -414,7 +435,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         sample_weight = _validate_sample_weight(sample_weight, X, self.n_components)
         data = _InMemoryData(X, sample_weight)
-        params = self._run_em(data, callback)
+        params = self._run_em(data, callback, on_degenerate)
         if not return_labels:
             # scikit-learn's fit ends with an E-step for fit_predict's labels;
             # fit has no use for them (an N-long array and a pass saved).
@@ -423,9 +444,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         _estimate(X, params, self.covariance_type, n_threads_for(n_samples), labels=labels)
         return labels
 
-    def _run_em(self, data, callback=None):
+    def _run_em(self, data, callback=None, on_degenerate="raise"):
         """The n_init / EM loop on validated data (in memory or in batches);
         sets the fitted attributes and returns the best parameters."""
+        check_on_degenerate(on_degenerate)
         user_init = self._check_user_init(data.n_features)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -434,12 +456,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_components = self.n_components
         if not do_init:
             n_components = self._check_warm_start_parameters(data.n_features)
+        warn_if_large(data.max_block_rows, self.covariance_type, n_components, data.n_features)
         workspace = _Workspace(data, self.covariance_type, n_components)
+        recovery = (
+            DegenerateRecovery(self.covariance_type, n_threads, _estimate)
+            if on_degenerate == "reseed" else None
+        )
 
         with blas_single_threaded():
             best, max_lower_bound = self._fit_inits(
                 data, n_init, do_init, random_state, user_init, workspace, n_threads,
-                callback,
+                callback, recovery,
             )
         params, n_iter, lower_bounds, converged = best
         if not converged and self.max_iter > 0:
@@ -458,7 +485,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return params
 
     def _fit_inits(self, data, n_init, do_init, random_state, user_init, workspace, n_threads,
-                   callback=None):
+                   callback=None, recovery=None):
         """scikit-learn's n_init loop; returns the best (params, n_iter,
         lower_bounds, converged) and its lower bound."""
         max_lower_bound = -np.inf
@@ -478,11 +505,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             converged = False
             for n_iter in range(1, self.max_iter + 1):
                 prev_lower_bound = lower_bound
-                params, lower_bound = self._em_iteration(data, params, workspace, n_threads)
+                if recovery is not None:
+                    recovery.at(init, n_iter)
+                params, lower_bound = self._em_iteration(data, params, workspace, n_threads,
+                                                         recovery)
                 current_lower_bounds.append(lower_bound)
                 change = lower_bound - prev_lower_bound
                 self._print_verbose_msg_iter_end(n_iter, change)
-                if abs(change) < self.tol:
+                # Parameters with a component just re-seeded are untried: not converged.
+                if abs(change) < self.tol and not (recovery is not None and recovery.reseeded):
                     converged = True
                 if callback is not None:
                     callback(IterationInfo(
@@ -561,9 +592,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         return _cast_params((weights, means, covariances, precisions_cholesky), dtype)
 
-    def _em_iteration(self, data, params, workspace, n_threads):
+    def _em_iteration(self, data, params, workspace, n_threads, recovery=None):
         """One fused E+M pass: returns the new parameters and the mean log-likelihood
-        of the data under the parameters it was given (scikit-learn's lower bound)."""
+        of the data under the parameters it was given (scikit-learn's lower bound).
+        With a `recovery`, degenerate components are re-seeded instead of raising."""
         weights, means, _, precisions_cholesky = params
         dtype = data.dtype
         kernel = P.KernelParams(weights, means, precisions_cholesky, self.covariance_type, dtype)
@@ -578,6 +610,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self.reg_covar, dtype,
         )
         new_weights = nk / nk.sum()
+        if recovery is not None:
+            new_weights, new_means, covariances = recovery.repair(
+                data, params, nk, new_weights, new_means, covariances
+            )
         precisions_cholesky = P.compute_precision_cholesky(
             covariances, self.covariance_type, dtype
         )
@@ -865,16 +901,51 @@ def _cast_params(params, dtype):
 
 
 def _estimate(X, params, covariance_type, n_threads, labels=None, log_prob=None, resp=None):
-    """Run the chunked E-step kernel on X, filling whichever outputs are given."""
+    """Run the chunked E-step kernel on X, filling whichever outputs are given.
+
+    Rows so far from every component that their log-densities overflow the
+    dtype's range (log p(x) = -inf) get their labels and probabilities from
+    `far_row_responsibilities` (the nearest component wins); their log p(x)
+    stays -inf, the value rounded to the dtype.
+    """
     weights, means, _, precisions_cholesky = params
     dtype = X.dtype
     kernel = P.KernelParams(weights, means, precisions_cholesky, covariance_type, dtype)
     n_components = means.shape[0]
+    if log_prob is None and (labels is not None or resp is not None):
+        # To find the rows beyond the float range: N more numbers than asked for.
+        row_log_prob = np.empty(X.shape[0], dtype=dtype)
+    else:
+        row_log_prob = log_prob
     with blas_single_threaded():
         estimate(
             X, *kernel.args(), kernel.code,
             labels if labels is not None else np.empty(0, dtype=np.int64),
-            log_prob if log_prob is not None else np.empty(0, dtype=dtype),
+            row_log_prob if row_log_prob is not None else np.empty(0, dtype=dtype),
             resp if resp is not None else np.empty((0, n_components), dtype=dtype),
             n_threads,
         )
+    if labels is None and resp is None:
+        return
+    far = np.flatnonzero(np.isneginf(row_log_prob))
+    if far.size == 0:
+        return
+    n_far = far.size
+    far_labels = np.empty(n_far, dtype=np.int64)
+    far_resp = np.empty((n_far, n_components))
+    if dtype != np.float64:
+        # Beyond float32's range, perhaps not float64's: the same kernel in float64.
+        far_log_prob = np.empty(n_far)
+        _estimate(X[far].astype(np.float64), params, covariance_type, 1,
+                  labels=far_labels, log_prob=far_log_prob, resp=far_resp)
+        if log_prob is not None:
+            with np.errstate(over="ignore"):     # rounds to -inf in float32
+                log_prob[far] = far_log_prob
+    else:
+        far_resp = far_row_responsibilities(X[far], weights, means, precisions_cholesky,
+                                            covariance_type)
+        far_labels = far_resp.argmax(axis=1)
+    if resp is not None:
+        resp[far] = far_resp
+    if labels is not None:
+        labels[far] = far_labels
