@@ -8,6 +8,16 @@ A drop-in for ``sklearn.mixture.GaussianMixture``::
 from fastgmm._config import show_config
 from fastgmm._gaussian_mixture import GaussianMixture, IterationInfo
 from fastgmm._progress import ProgressBar
+from fastgmm._selection import ModelSelection, SelectionTable, select_model
 from fastgmm._version import __version__
 
-__all__ = ["GaussianMixture", "IterationInfo", "ProgressBar", "show_config", "__version__"]
+__all__ = [
+    "GaussianMixture",
+    "IterationInfo",
+    "ModelSelection",
+    "ProgressBar",
+    "SelectionTable",
+    "__version__",
+    "select_model",
+    "show_config",
+]
