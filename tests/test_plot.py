@@ -298,6 +298,22 @@ def test_criterion_one_line_per_type_and_criterion_best_marked(tmp_path, as_fram
     check_png(ax.figure, tmp_path / "criterion.png")
 
 
+def test_criterion_of_a_select_model_table(tmp_path):
+    from fastgmm import select_model
+
+    X, _ = make_mixture(n_samples=600, n_features=2, n_components=3, seed=64, scale=8.0)
+    best, table = select_model(X, n_components=range(1, 6), covariance_types=("full", "diag"),
+                               random_state=0)
+    for source in (table, table.to_pandas()):
+        ax = gp.criterion(source)
+        assert len([line for line in ax.get_lines() if line.get_marker() != "*"]) == 4
+        row = table.best
+        star = star_points(ax)[f"best BIC: K={row['n_components']}, {row['covariance_type']}"]
+        assert star == (row["n_components"], row["bic"])
+        assert row["n_components"] == best.n_components
+    check_png(ax.figure, tmp_path / "selection.png")
+
+
 def test_criterion_single_criterion_and_unsorted_rows():
     table = selection_like_table()
     order = np.random.default_rng(0).permutation(8)
@@ -479,3 +495,22 @@ def test_bad_data_and_options(fitted, data):
     one_feature = GaussianMixture(2, random_state=0).fit(X[:, :1])
     with pytest.raises(ValueError, match="has one"):
         gp.responsibilities(one_feature, X[:, :1])
+
+
+def test_the_readme_plot_snippet_runs(data, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from fastgmm import select_model
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Plots"):]
+    snippet = section[section.index("```python\n") + 10:section.index("```\n", 10)]
+    X, _ = data
+    X = X[:300]
+    _, table = select_model(X, n_components=range(1, 4), covariance_types=("full", "diag"),
+                            random_state=0)
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, {"gmm": gmm, "X": X, "table": table})
+    with Image.open(tmp_path / "em.gif") as gif:
+        assert gif.n_frames > 1
