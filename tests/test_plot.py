@@ -445,6 +445,8 @@ def test_animate_em_bad_arguments(data, tmp_path):
         gp.animate_em(X, tmp_path / "em.gif", features=(0, 3))
     with pytest.raises(ValueError, match="fps"):
         gp.animate_em(X, tmp_path / "em.gif", fps=0)
+    with pytest.raises(ValueError, match="max_points"):
+        gp.animate_em(X, tmp_path / "em.gif", max_points=0)
     assert not (tmp_path / "em.gif").exists()
 
 
@@ -490,8 +492,9 @@ def test_bad_data_and_options(fitted, data):
             gp.ellipses(gmm, X, n_std=n_std)
     with pytest.raises(ValueError, match="mode"):
         gp.responsibilities(gmm, X, mode="soft")
-    with pytest.raises(ValueError, match="max_points"):
-        gp.ellipses(gmm, X, max_points=0)
+    for max_points in (0, -5, 2.5, None):
+        with pytest.raises(ValueError, match="max_points"):
+            gp.ellipses(gmm, X[:10], max_points=max_points)
     one_feature = GaussianMixture(2, random_state=0).fit(X[:, :1])
     with pytest.raises(ValueError, match="has one"):
         gp.responsibilities(one_feature, X[:, :1])

@@ -25,7 +25,7 @@ responsibilities are computed for the drawn rows only.
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +129,11 @@ def _check_n_std(n_std) -> tuple[float, ...]:
 def _subsample(n_samples: int, max_points: int) -> np.ndarray | slice:
     """The rows a scatter draws: all of them, or max_points chosen uniformly
     at random with a fixed seed (kept in their original order)."""
-    if max_points is None or n_samples <= max_points:
+    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) \
+            or max_points < 1:
+        raise ValueError(f"max_points must be a positive integer, got {max_points!r}")
+    if n_samples <= max_points:
         return slice(None)
-    if max_points < 1:
-        raise ValueError(f"max_points must be a positive integer, got {max_points}")
     rng = np.random.default_rng(_SUBSAMPLE_SEED)
     return np.sort(rng.choice(n_samples, size=int(max_points), replace=False))
 
@@ -621,7 +622,9 @@ def animate_em(
     ``GaussianMixture(n_components, ..., **gmm_params).fit(X)`` makes, so
     the last frame is that fit's result; it stops at convergence or after
     ``max_iter`` iterations, and the GIF has one frame more than the fit's
-    iterations.
+    iterations. A frame's title gives the mean log-likelihood that its
+    iteration's E-step computed (under the previous frame's parameters),
+    as ``lower_bounds_`` records it.
 
     Parameters
     ----------
@@ -668,6 +671,7 @@ def animate_em(
             "Use ellipses() on a fitted model for a one-feature density plot."
         )
     features = _check_features(features, X.shape[1])
+    shown = X[_subsample(X.shape[0], max_points)]
 
     # Frame 0 is the initialisation: a fit with max_iter=0 draws it and sets
     # it as the parameters; a warm start then runs EM from exactly there
@@ -685,7 +689,6 @@ def animate_em(
     if max_iter > 0:
         gmm.fit(X, callback=record)
 
-    shown = X[_subsample(X.shape[0], max_points)]
     colors = _component_colors(n_components)
     fig = Figure(figsize=(6, 5), dpi=dpi)
     ax = fig.add_subplot()
