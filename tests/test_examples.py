@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
