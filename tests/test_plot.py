@@ -517,3 +517,14 @@ def test_the_readme_plot_snippet_runs(data, tmp_path, monkeypatch):
     exec(snippet, {"gmm": gmm, "X": X, "table": table})
     with Image.open(tmp_path / "em.gif") as gif:
         assert gif.n_frames > 1
+
+
+def test_float32_models_draw(data, tmp_path):
+    X = data[0].astype(np.float32)
+    gmm = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    ax = gp.ellipses(gmm, X)
+    assert len(ellipse_patches(ax)) == 9
+    gp.responsibilities(gmm, X, ax=plt.subplots()[1])
+    fig = gp.animate_em(X, tmp_path / "f32.gif", covariance_type="diag", max_iter=3,
+                        random_state=0, dpi=30, max_points=100)
+    assert len(ellipse_patches(fig.axes[0])) == 6
