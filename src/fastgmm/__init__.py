@@ -9,6 +9,7 @@ from fastgmm._config import show_config
 from fastgmm._gaussian_mixture import GaussianMixture, IterationInfo
 from fastgmm._progress import ProgressBar
 from fastgmm._reliability import ComponentRecoveryWarning, LargeMemoryWarning
+from fastgmm._selection import ModelSelection, SelectionTable, select_model
 from fastgmm._version import __version__
 
 __all__ = [
@@ -16,7 +17,10 @@ __all__ = [
     "GaussianMixture",
     "IterationInfo",
     "LargeMemoryWarning",
+    "ModelSelection",
     "ProgressBar",
-    "show_config",
+    "SelectionTable",
     "__version__",
+    "select_model",
+    "show_config",
 ]
