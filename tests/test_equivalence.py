@@ -109,8 +109,11 @@ def test_same_trajectory_as_sklearn_float32(covariance_type, init_params):
     np.testing.assert_array_equal(ours_labels, ours.predict(X))
 
 
-@pytest.mark.parametrize("n_features", [ROWWISE_FULL_FEATURES + 3, TILED_FULL_MAX_FEATURES + 1])
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize(
+    "covariance_type, n_features",
+    [(c, ROWWISE_FULL_FEATURES + 3) for c in COVARIANCE_TYPES]
+    + [("full", TILED_FULL_MAX_FEATURES + 1)],
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_more_features_than_the_direct_loops(covariance_type, dtype, n_features):
     # Above ROWWISE_FULL_FEATURES the full kernel runs register tiles; above
