@@ -86,15 +86,28 @@ static inline void fastgmm_transpose_##SUFFIX(                                 \
 }
 
 /* out[k] = sum_j (x[j] - c[j, k])^2 * p[j, k] for one row; c and p are
- * D x K (components contiguous). With GCC/Clang vector types, 32 components
- * at a time are summed in four vector registers across all D features (no
- * store and reload per feature, four independent chains); the compiler
- * lowers the vectors to whatever width -march allows. Other compilers, and
- * the remainder, take the plain loop. */
+ * D x K (components contiguous). With GCC/Clang vector types, four native
+ * vectors of components are summed in registers across all D features (no
+ * store and reload per feature, four independent chains). Other compilers,
+ * and the remainder, take the plain loop. */
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTGMM_VECTOR_TYPES 1
-typedef double fastgmm_vd __attribute__((vector_size(64)));
-typedef float fastgmm_vf __attribute__((vector_size(64)));
+/* Helpers that take or return vector types are forced inline, so that no
+ * vector crosses a call (passed in memory where the ABI lacks its width). */
+#define FASTGMM_ALWAYS_INLINE inline __attribute__((always_inline))
+/* Kernels on vector types use the machine's own vector width: wider types
+ * are lowered to register pairs or quads and spill (with 64-byte vectors,
+ * -march=x86-64-v3 ran the diag row kernel 18x and the tiled full kernel
+ * 35x slower). */
+#if defined(__AVX512F__)
+#define FASTGMM_VBYTES 64
+#elif defined(__AVX__)
+#define FASTGMM_VBYTES 32
+#else
+#define FASTGMM_VBYTES 16
+#endif
+typedef double fastgmm_nvd __attribute__((vector_size(FASTGMM_VBYTES)));
+typedef float fastgmm_nvf __attribute__((vector_size(FASTGMM_VBYTES)));
 #endif
 
 #define FASTGMM_DEFINE_DIAG_ROW_TAIL(T, SUFFIX)                                \
@@ -276,14 +289,52 @@ static inline void fastgmm_weighted_centre_##SUFFIX(                           \
  * Sums run in T over the chunk and are added to the float64 statistics
  * once; every sum has a fixed order, so results do not depend on threads. */
 #ifdef FASTGMM_VECTOR_TYPES
+typedef double fastgmm_vd4 __attribute__((vector_size(32)));
+typedef double fastgmm_vd2 __attribute__((vector_size(16)));
+typedef float fastgmm_vf8 __attribute__((vector_size(32)));
+typedef float fastgmm_vf4 __attribute__((vector_size(16)));
+/* Lanes added as a fixed tree of half-vector adds. */
+static FASTGMM_ALWAYS_INLINE double fastgmm_hsum_vd(fastgmm_nvd v)
+{
+#if FASTGMM_VBYTES == 64
+    fastgmm_vd4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3)
+                  + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+#elif FASTGMM_VBYTES == 32
+    fastgmm_vd4 a = v;
+#endif
+#if FASTGMM_VBYTES >= 32
+    fastgmm_vd2 b = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
+#else
+    fastgmm_vd2 b = v;
+#endif
+    return b[0] + b[1];
+}
+static FASTGMM_ALWAYS_INLINE float fastgmm_hsum_vf(fastgmm_nvf v)
+{
+#if FASTGMM_VBYTES == 64
+    fastgmm_vf8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)
+                  + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+#elif FASTGMM_VBYTES == 32
+    fastgmm_vf8 a = v;
+#endif
+#if FASTGMM_VBYTES >= 32
+    fastgmm_vf4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3)
+                  + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+#else
+    fastgmm_vf4 b = v;
+#endif
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+#define FASTGMM_HSUM_d(v) fastgmm_hsum_vd(v)
+#define FASTGMM_HSUM_f(v) fastgmm_hsum_vf(v)
 #define FASTGMM_DEFINE_TRI(T, V, SUFFIX)                                       \
-static inline T fastgmm_hsum_##SUFFIX(V v)                                    \
+/* Lanes added as a fixed tree of half-vector adds (a scalar W-long chain,  \
+ * or scalar adds over a stored copy, was a fifth of a float32 pass). */     \
+static FASTGMM_ALWAYS_INLINE T fastgmm_hsum_##SUFFIX(V v)                                  \
 {                                                                             \
-    T s = 0;                                                                  \
-    for (int w = 0; w < (int)(sizeof(V) / sizeof(T)); w++) s += v[w];        \
-    return s;                                                                 \
+    return FASTGMM_HSUM_##SUFFIX(v);                                          \
 }                                                                             \
-static inline V fastgmm_load_##SUFFIX(const T *p)                             \
+static FASTGMM_ALWAYS_INLINE V fastgmm_load_##SUFFIX(const T *p)                           \
 {                                                                             \
     V v;                                                                      \
     __builtin_memcpy(&v, p, sizeof(V));                                       \
@@ -424,8 +475,8 @@ FASTGMM_DEFINE_SOA_LOOPS(double, d)
 FASTGMM_DEFINE_SOA_LOOPS(float, f)
 FASTGMM_DEFINE_DIAG_ROW_TAIL(double, d)
 FASTGMM_DEFINE_DIAG_ROW_TAIL(float, f)
-FASTGMM_DEFINE_DIAG_ROW(double, fastgmm_vd, d)
-FASTGMM_DEFINE_DIAG_ROW(float, fastgmm_vf, f)
+FASTGMM_DEFINE_DIAG_ROW(double, fastgmm_nvd, d)
+FASTGMM_DEFINE_DIAG_ROW(float, fastgmm_nvf, f)
 FASTGMM_DEFINE_DIAG_MOMENTS(double, d)
 FASTGMM_DEFINE_DIAG_MOMENTS(float, f)
 FASTGMM_DEFINE_ROW_OPS(double, d)
@@ -433,8 +484,8 @@ FASTGMM_DEFINE_ROW_OPS(float, f)
 FASTGMM_DEFINE_TRANSPOSE(double, d)
 FASTGMM_DEFINE_TRANSPOSE(float, f)
 #ifdef FASTGMM_VECTOR_TYPES
-FASTGMM_DEFINE_TRI(double, fastgmm_vd, d)
-FASTGMM_DEFINE_TRI(float, fastgmm_vf, f)
+FASTGMM_DEFINE_TRI(double, fastgmm_nvd, d)
+FASTGMM_DEFINE_TRI(float, fastgmm_nvf, f)
 #else
 /* Without vector types (MSVC): the plain row-wise loops, same results. */
 #define FASTGMM_DEFINE_TRI_FALLBACK(T, SUFFIX)                                 \
@@ -472,6 +523,17 @@ static inline void fastgmm_resp_column_##SUFFIX(                               \
     const double floor_value = 1e-30;                                         \
     uint64_t floor_bits;                                                      \
     memcpy(&floor_bits, &floor_value, sizeof(floor_bits));                    \
+    if (stride == 1) {          /* contiguous: let it vectorise */            \
+        for (int i = 0; i < n; i++) {                                         \
+            uint64_t bits;                                                    \
+            memcpy(&bits, resp + i, sizeof(bits));                            \
+            bits = bits >= floor_bits ? bits : 0;                             \
+            double v;                                                         \
+            memcpy(&v, &bits, sizeof(v));                                     \
+            out[i] = (T)v;                                                    \
+        }                                                                     \
+        return;                                                               \
+    }                                                                         \
     for (int i = 0; i < n; i++) {                                             \
         uint64_t bits;                                                        \
         memcpy(&bits, resp + (size_t)i * stride, sizeof(bits));               \
