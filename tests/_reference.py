@@ -96,7 +96,12 @@ def unpack_kernel_stats(total, covariance_type, n_components, n_features):
     out = {"ll": total[0], "nk": total[1 : 1 + K], "s1": total[1 + K : 1 + K + K * D].reshape(K, D)}
     rest = total[1 + K + K * D :]
     if covariance_type == "full":
-        out["s2"] = np.tril(rest.reshape(K, D, D))
+        # each component's lower triangle, packed row by row
+        out["s2"] = np.zeros((K, D, D))
+        rows, cols = np.tril_indices(D)
+        out["s2"][:, rows, cols] = rest.reshape(K, D * (D + 1) // 2)
+        assert rest.size == K * D * (D + 1) // 2
+        return out
     elif covariance_type == "tied":
         out["s2"] = np.tril(rest.reshape(D, D))
     else:

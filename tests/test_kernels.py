@@ -76,7 +76,7 @@ def random_data(rng, means, n_samples, dtype):
 
 
 def expected_stat_size(covariance_type, K, D):
-    s2 = {"full": K * D * D, "tied": D * D}.get(covariance_type, K * D)
+    s2 = {"full": K * D * (D + 1) // 2, "tied": D * D}.get(covariance_type, K * D)
     return 1 + K + K * D + s2
 
 

@@ -515,9 +515,10 @@ def test_memory_figure_counts_the_statistics_buffer_the_fit_allocates():
 
 
 def test_d512_full_figure_is_the_k_d2_memory():
-    # The stress case: 16 slots of K x 512 x 512 float64 plus the parameters.
+    # The stress case: 16 slots of K lower triangles of 512 x 512 float64
+    # (packed) plus the parameters.
     stats_bytes, param_bytes = R.compute_fit_memory(20_000, "full", 32, 512)
-    assert stats_bytes >= 16 * 32 * 512 * 512 * 8          # 1 GiB of statistics
+    assert stats_bytes >= 16 * 32 * (512 * 513 // 2) * 8    # 0.5 GiB of statistics
     assert param_bytes >= 32 * 512 * 512 * 8
     with pytest.warns(LargeMemoryWarning, match=r"needs about 1\.\d\d GiB of memory besides X"):
         R.warn_if_large(20_000, "full", 32, 512)

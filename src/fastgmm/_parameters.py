@@ -58,7 +58,11 @@ def split_stats(total, covariance_type, n_components, n_features):
     s1 = total[1 + K : 1 + K + K * D].reshape(K, D)
     rest = total[1 + K + K * D :]
     if covariance_type == "full":
-        s2 = _symmetrize_lower(rest.reshape(K, D, D))
+        # each component's lower triangle, packed row by row (half the memory)
+        s2 = np.zeros((K, D, D))
+        rows, cols = np.tril_indices(D)
+        s2[:, rows, cols] = rest.reshape(K, -1)
+        s2[:, cols, rows] = s2[:, rows, cols]
     elif covariance_type == "tied":
         s2 = _symmetrize_lower(rest.reshape(D, D))
     else:

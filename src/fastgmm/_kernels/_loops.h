@@ -40,7 +40,8 @@ static inline void fastgmm_maha_rows_##SUFFIX(                                 \
         for (int i = 0; i < n; i++) maha[i] += y[i] * y[i];                   \
     }                                                                         \
 }                                                                             \
-/* s1[a] += sum_i r_i d_ia;  s2[a, b] += sum_i r_i d_ia d_ib (b <= a), with    \
+/* s1[a] += sum_i r_i d_ia;  s2[a, b] += sum_i r_i d_ia d_ib (b <= a, s2 packed \
+ * row by row: [a, b] at a (a + 1) / 2 + b), with                             \
  * d = x - mu, on a feature-major chunk; d (D x n) is scratch. The sums over   \
  * rows are SIMD reductions: fixed lanes, so the same binary always adds in    \
  * the same order. */                                                         \
@@ -65,7 +66,7 @@ static inline void fastgmm_moments_rows_##SUFFIX(                              \
             T acc2 = 0;                                                       \
             FASTGMM_SIMD_SUM(acc2)                                            \
             for (int i = 0; i < n; i++) acc2 += r[i] * da[i] * db[i];         \
-            s2[a * D + b] += acc2;                                            \
+            s2[a * (a + 1) / 2 + b] += acc2;                                  \
         }                                                                     \
     }                                                                         \
 }
@@ -284,6 +285,7 @@ static inline void fastgmm_weighted_centre_##SUFFIX(                           \
  *                columns) and U's zero lower triangle is never read;
  *   tri_moments: d = xt - mu, e = r * d (scratch, D x n each), then
  *                s1[a] += sum_i e[a, i], s2[a, b] += sum_i e[a, i] d[b, i]
+ *                (b <= a; s2 packed like moments_rows')
  *                (b <= a) in 2 x 2 tiles of (a, b): four loads feed four
  *                accumulators across the whole chunk.
  * Sums run in T over the chunk and are added to the float64 statistics
@@ -451,11 +453,11 @@ static inline void fastgmm_tri_moments_##SUFFIX(                               \
                 t00 += ea0[i] * db0[i]; t01 += ea0[i] * db1[i];               \
                 t10 += ea1[i] * db0[i]; t11 += ea1[i] * db1[i];               \
             }                                                                 \
-            s2[a0 * D + b0] += t00;                                           \
-            if (b1 != b0 && b1 <= a0) s2[a0 * D + b1] += t01;                 \
+            s2[a0 * (a0 + 1) / 2 + b0] += t00;                                \
+            if (b1 != b0 && b1 <= a0) s2[a0 * (a0 + 1) / 2 + b1] += t01;      \
             if (a1 != a0) {                                                   \
-                s2[a1 * D + b0] += t10;                                       \
-                if (b1 != b0) s2[a1 * D + b1] += t11;                         \
+                s2[a1 * (a1 + 1) / 2 + b0] += t10;                            \
+                if (b1 != b0) s2[a1 * (a1 + 1) / 2 + b1] += t11;              \
             }                                                                 \
         }                                                                     \
     }                                                                         \

@@ -7,7 +7,8 @@ still on the chunk, the sufficient statistics of the M-step:
     ll      = sum_i w_i log p(x_i)
     N_k     = sum_i r_ik
     S1_k    = sum_i r_ik (x_i - c_k)
-    S2_k    = sum_i r_ik (x_i - c_k)(x_i - c_k)^T     (full; diag keeps the diagonal)
+    S2_k    = sum_i r_ik (x_i - c_k)(x_i - c_k)^T     (full: lower triangle, packed
+                                                       row by row; diag: the diagonal)
     S2      = sum_i w_i (x_i - g)(x_i - g)^T           (tied: one matrix)
 
 c_k are the means the responsibilities were computed with, and g the tied
@@ -60,6 +61,23 @@ cdef inline void _add_gram(
                 target[a * D + b] += partial[a * D + b]
 
 
+cdef inline void _add_gram_packed(
+    int n_rows,
+    int D,
+    const floating *A,          # IN  n_rows x D
+    floating *partial,          # SCRATCH D x D
+    double *target,             # INOUT lower triangle packed row by row += A^T A
+) noexcept nogil:
+    """As _add_gram, into a packed lower triangle (D (D + 1) / 2 entries)."""
+    cdef int a, b
+    cdef Py_ssize_t p = 0
+    syrk_lower_tn(n_rows, D, A, 0.0, partial)
+    for a in range(D):
+        for b in range(a + 1):
+            target[p] += partial[a * D + b]
+            p += 1
+
+
 cdef void _accumulate_chunk(
     int cov_type,
     const floating *X,          # IN  n_rows x D
@@ -87,6 +105,8 @@ cdef void _accumulate_chunk(
     cdef double *s1 = n_k + K
     cdef double *s2 = s1 + K * D
     cdef double *s2_k
+    # full: each component's S2 is its lower triangle, packed row by row
+    cdef Py_ssize_t packed = D * (D + 1) // 2
     cdef const floating *mu
     cdef const floating *x
 
@@ -107,21 +127,21 @@ cdef void _accumulate_chunk(
             if D <= ROWWISE_FULL_D:
                 if floating is double:
                     fastgmm_moments_rows_d(n_rows, D, buf1, means + k * D, buf2,
-                                           buf2 + n_rows, s1 + k * D, s2 + k * D * D)
+                                           buf2 + n_rows, s1 + k * D, s2 + k * packed)
                 else:
                     fastgmm_moments_rows_f(n_rows, D, buf1, means + k * D, buf2,
-                                           buf2 + n_rows, s1 + k * D, s2 + k * D * D)
+                                           buf2 + n_rows, s1 + k * D, s2 + k * packed)
             else:
                 if floating is double:
                     fastgmm_tri_moments_d(n_rows, D, buf1, means + k * D, buf2,
-                                          buf2 + n_rows, buf3, s1 + k * D, s2 + k * D * D)
+                                          buf2 + n_rows, buf3, s1 + k * D, s2 + k * packed)
                 else:
                     fastgmm_tri_moments_f(n_rows, D, buf1, means + k * D, buf2,
-                                          buf2 + n_rows, buf3, s1 + k * D, s2 + k * D * D)
+                                          buf2 + n_rows, buf3, s1 + k * D, s2 + k * packed)
     elif cov_type == COV_FULL:
         for k in range(K):
             mu = means + k * D
-            s2_k = s2 + k * D * D
+            s2_k = s2 + k * packed
             # buf1: the sqrt(r)-scaled centred chunk for syrk; the chunk's
             # S1 in the data's dtype in buf2, added to the slot once.
             if floating is double:
@@ -130,7 +150,7 @@ cdef void _accumulate_chunk(
                 fastgmm_weighted_centre_f(n_rows, D, K, X, mu, resp + k, buf1, buf2)
             for j in range(D):
                 s1[k * D + j] += buf2[j]
-            _add_gram(n_rows, D, buf1, s2_partial, s2_k)
+            _add_gram_packed(n_rows, D, buf1, s2_partial, s2_k)
     elif cov_type == COV_TIED:
         for i in range(n_rows):
             x = X + i * D
@@ -168,7 +188,7 @@ def stat_size(int cov_type, int n_components, int n_features):
     """Length of one slot's row of sufficient statistics."""
     cdef int K = n_components, D = n_features
     if cov_type == COV_FULL:
-        return 1 + K + K * D + K * D * D
+        return 1 + K + K * D + K * (D * (D + 1) // 2)
     if cov_type == COV_TIED:
         return 1 + K + K * D + D * D
     return 1 + K + 2 * K * D
