@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -20,6 +21,9 @@ from fastgmm import GaussianMixture  # noqa: E402
 from fastgmm import _dask  # noqa: E402
 
 from conftest import make_mixture  # noqa: E402
+
+# Most fits here run a fixed number of iterations (tol=0) on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 INITS = ["kmeans", "k-means++", "random", "random_from_data"]
@@ -31,6 +35,7 @@ def cluster():
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
         silence_logs=40,
     ) as local_cluster, distributed.Client(local_cluster, set_as_default=False) as client:
+        client.wait_for_workers(2)
         yield client
 
 
@@ -91,7 +96,7 @@ def fit_both(X, chunks, sample_weight=None, dask_weight=None, **params):
 def test_fit_equals_in_memory_from_same_init(scheduler, covariance_type):
     X, _ = make_mixture(900, 3, 3)
     a, b = fit_both(X, (250, 3), n_components=3, covariance_type=covariance_type, tol=0,
-                    max_iter=8, **user_init(X, 3, covariance_type))
+                    max_iter=5, **user_init(X, 3, covariance_type))
     assert_same_fit(a, b, 1e-10)
 
 
