@@ -447,9 +447,11 @@ class DaskData:
 
     def _sample(self, size, entropy, weighted):
         """`size` rows drawn block by block: uniform without replacement, or, with
-        unequal weights, with replacement in proportion to the weights (the
-        sample then represents the weights and is used unweighted, except
-        for the weights returned alongside)."""
+        unequal weights, with replacement in proportion to the weights.
+
+        Returns (global row indices, rows, their weights). The weights are None
+        for a weighted draw: its rows already stand for the weights and are
+        used unweighted."""
         rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(2**32,)))
         sizes = np.asarray(self.row_chunks, dtype=np.int64)
         if weighted:
