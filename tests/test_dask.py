@@ -410,3 +410,29 @@ def test_core_does_not_import_dask():
         "for m in sys.modules), sorted(m for m in sys.modules if 'dask' in m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_degenerate_components_reseeded_from_the_workers(threads):
+    # on_degenerate='reseed' looks for the worst-explained rows block by block
+    # on the workers, and re-seeds at the same row as the in-memory fit.
+    import re
+    import warnings
+
+    from fastgmm import ComponentRecoveryWarning
+    from test_reliability import collapsing_problem
+
+    X, params = collapsing_problem("full", np.float64)
+    X = np.vstack([X, [[1e3, 1e3]]])              # the worst-explained row by far...
+    sample_weight = np.ones(X.shape[0])
+    sample_weight[-1] = 0.0                       # ...but it does not count
+    fits, rows = [], []
+    for data in (X, da.from_array(X, chunks=110)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fits.append(GaussianMixture(**params).fit(data, sample_weight=sample_weight,
+                                                      on_degenerate="reseed"))
+        rows.append([re.findall(r"\(row (\d+)\)", str(w.message)) for w in caught
+                     if issubclass(w.category, ComponentRecoveryWarning)])
+    assert rows[0] and rows[1] == rows[0]
+    assert str(X.shape[0] - 1) not in rows[1][0]
+    assert_same_fit(fits[0], fits[1], 1e-10)

@@ -445,6 +445,29 @@ class DaskData:
                                          n_threads, chosen_weights)
         return stats, chosen_rows, self.center
 
+    def worst_explained_rows(self, params, covariance_type, n_rows):
+        """The `n_rows` rows of lowest log-density under `params` (rows of zero
+        weight skipped, ties to the earlier row), found block by block on the
+        workers: only each block's candidates come back."""
+        weights, means, _, precisions_cholesky = params
+        kernel = P.KernelParams(weights, means, precisions_cholesky, covariance_type,
+                                self.dtype)
+        spec = _EstimateSpec(kernel, means.shape[0], task_threads([self.X], self.n_blocks),
+                             "log_prob")
+        spec_key = dask.delayed(spec, traverse=False)
+        xs, ws = self._blocks()
+        scan = dask.delayed(_block_worst_rows)
+        parts = dask.compute(*[
+            scan(x, w, spec_key, n_rows, int(start))
+            for x, w, start in zip(xs, ws, self.starts)
+        ])
+        values = np.concatenate([p[0] for p in parts])
+        index = np.concatenate([p[1] for p in parts])
+        rows = np.concatenate([p[2] for p in parts])
+        keep = np.lexsort((index, values))[:n_rows]
+        finite = np.isfinite(values[keep])
+        return index[keep][finite], rows[keep][finite]
+
     def _sample(self, size, entropy, weighted):
         """`size` rows drawn block by block: uniform without replacement, or, with
         unequal weights, with replacement in proportion to the weights.
@@ -503,6 +526,21 @@ def _block_estimate(x, spec, block_info=None):
         estimate(x, *spec.kernel.args(), spec.kernel.code, labels, log_prob, resp,
                  _threads(spec.n_threads, n_rows))
     return out
+
+
+def _block_worst_rows(x, w, spec, n_rows, start):
+    """This block's `n_rows` rows of lowest log-density: (values, global indices, rows)."""
+    x = np.ascontiguousarray(x)
+    log_prob = np.empty(x.shape[0], dtype=x.dtype)
+    with blas_single_threaded():
+        estimate(x, *spec.kernel.args(), spec.kernel.code, np.empty(0, dtype=np.int64),
+                 log_prob, np.empty((0, spec.n_components), dtype=x.dtype),
+                 _threads(spec.n_threads, x.shape[0]))
+    values = log_prob.astype(np.float64)
+    if w is not None:
+        values[w[:, 0] == 0] = np.inf
+    keep = np.lexsort((np.arange(values.shape[0]), values))[:n_rows]
+    return values[keep], start + keep, x[keep].astype(np.float64)
 
 
 def lazy_estimate(X, params, covariance_type, output):
