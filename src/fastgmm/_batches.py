@@ -81,6 +81,14 @@ class BatchData:
                 "first: the source must yield the same data on every pass."
             )
 
+    def statistics(self, workspace, kernel, n_threads):
+        """Summed sufficient statistics of one EM pass over all batches."""
+        total = None
+        for batch, sample_weight in self.passes():
+            block_total = workspace.accumulate(batch, sample_weight, kernel, n_threads)
+            total = block_total if total is None else total + block_total
+        return total
+
     def _row_blocks(self):
         start = 0
         for batch, _ in self.passes():

@@ -8,6 +8,7 @@ on the estimator only when the fit succeeds.
 """
 
 import math
+import sys
 import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -423,6 +424,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self
 
     def _fit(self, X, sample_weight, return_labels, callback=None, on_degenerate="raise"):
+        if _is_dask_array(X):
+            return self._fit_dask(X, sample_weight, return_labels, callback, on_degenerate)
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
@@ -443,6 +446,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels = np.empty(n_samples, dtype=np.int64)
         _estimate(X, params, self.covariance_type, n_threads_for(n_samples), labels=labels)
         return labels
+
+    def _fit_dask(self, X, sample_weight, return_labels, callback, on_degenerate):
+        """fit on a Dask array: one Dask graph per EM iteration (see fastgmm._dask)."""
+        from fastgmm import _dask
+
+        X = _dask.check_array(X)
+        n_samples = X.shape[0]
+        if n_samples < max(2, self.n_components):
+            raise ValueError(
+                "Expected n_samples >= max(2, n_components) "
+                f"but got n_components = {self.n_components}, n_samples = {n_samples}"
+            )
+        data = _dask.DaskData(X, sample_weight, self.n_components)
+        self.__dict__.pop("feature_names_in_", None)
+        self.n_features_in_ = data.n_features
+        params = self._run_em(data, callback, on_degenerate)
+        if not return_labels:
+            return None
+        return _dask.lazy_estimate(data.X, params, self.covariance_type, "labels")
 
     def _run_em(self, data, callback=None, on_degenerate="raise"):
         """The n_init / EM loop on validated data (in memory or in batches);
@@ -599,10 +621,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weights, means, _, precisions_cholesky = params
         dtype = data.dtype
         kernel = P.KernelParams(weights, means, precisions_cholesky, self.covariance_type, dtype)
-        total = None
-        for X, sample_weight in data.passes():
-            block_total = workspace.accumulate(X, sample_weight, kernel, n_threads)
-            total = block_total if total is None else total + block_total
+        total = data.statistics(workspace, kernel, n_threads)
         lower_bound = total[0] / data.total_weight
         tied_center = kernel.tied_center.astype(np.float64)
         nk, new_means, covariances = P.gaussian_parameters(
@@ -630,6 +649,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------ inference
 
+    def _lazy_estimate(self, X, output):
+        """predict / predict_proba / score_samples of a Dask array: a lazy Dask array."""
+        from fastgmm import _dask
+
+        check_is_fitted(self)
+        X = _dask.check_array(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but GaussianMixture is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return _dask.lazy_estimate(X, self._get_parameters(), self.covariance_type, output)
+
     def _validate_for_inference(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
@@ -642,7 +674,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
+            A lazy Dask array when X is a Dask array.
         """
+        if _is_dask_array(X):
+            return self._lazy_estimate(X, "log_prob")
         X = self._validate_for_inference(X)
         log_prob = np.empty(X.shape[0], dtype=X.dtype)
         _estimate(X, self._get_parameters(), self.covariance_type,
@@ -651,7 +686,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None):
         """Per-sample average log-likelihood of X under the model
-        (weighted by ``sample_weight`` when given)."""
+        (weighted by ``sample_weight`` when given); computed when X is a Dask array."""
+        if _is_dask_array(X):
+            log_likelihood, n_samples = self._total_log_likelihood(X, sample_weight)
+            return log_likelihood / n_samples
         log_prob = self.score_samples(X)
         if sample_weight is None:
             return float(np.mean(log_prob))
@@ -664,7 +702,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            A lazy Dask array when X is a Dask array.
         """
+        if _is_dask_array(X):
+            return self._lazy_estimate(X, "labels")
         X = self._validate_for_inference(X)
         labels = np.empty(X.shape[0], dtype=np.int64)
         _estimate(X, self._get_parameters(), self.covariance_type,
@@ -677,7 +718,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         resp : ndarray of shape (n_samples, n_components)
+            A lazy Dask array when X is a Dask array.
         """
+        if _is_dask_array(X):
+            return self._lazy_estimate(X, "resp")
         X = self._validate_for_inference(X)
         # The fitted components, not n_components (which set_params may change).
         resp = np.empty((X.shape[0], self.means_.shape[0]), dtype=X.dtype)
@@ -740,6 +784,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _total_log_likelihood(self, X, sample_weight):
         """(sum of w_i log p(x_i), the number of samples sum w_i)."""
         log_prob = self.score_samples(X)
+        if _is_dask_array(log_prob):
+            from fastgmm import _dask
+
+            return _dask.total_log_likelihood(log_prob, sample_weight)
         if sample_weight is None:
             return float(np.sum(log_prob, dtype=np.float64)), log_prob.shape[0]
         sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None], 1)
@@ -751,7 +799,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         With ``sample_weight``, the log-likelihood is weighted and the number
         of samples is the sum of the weights.
         """
-        if sample_weight is None:
+        if sample_weight is None and not _is_dask_array(X):
             return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
         log_likelihood, n_samples = self._total_log_likelihood(X, sample_weight)
         return -2 * log_likelihood + self._n_parameters() * math.log(n_samples)
@@ -759,7 +807,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def aic(self, X, sample_weight=None):
         """Akaike information criterion of the model on X (lower is better),
         with the log-likelihood weighted by ``sample_weight`` when given."""
-        if sample_weight is None:
+        if sample_weight is None and not _is_dask_array(X):
             return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
         log_likelihood, _ = self._total_log_likelihood(X, sample_weight)
         return -2 * log_likelihood + 2 * self._n_parameters()
@@ -870,12 +918,23 @@ class _InMemoryData:
     def passes(self):
         yield self.X, self.sample_weight
 
+    def statistics(self, workspace, kernel, n_threads):
+        """Summed sufficient statistics of one EM pass under `kernel`."""
+        return workspace.accumulate(self.X, self.sample_weight, kernel, n_threads)
+
     def initial_statistics(self, init_params, n_components, random_state, covariance_type,
                            n_threads):
         return initial_statistics(
             self.X, init_params, n_components, random_state, covariance_type, n_threads,
             self.sample_weight,
         )
+
+
+def _is_dask_array(X):
+    """Whether X is a dask.array.Array, without importing dask: if dask.array
+    was never imported, X cannot be one."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(X, dask_array.Array)
 
 
 def _validate_sample_weight(sample_weight, X, n_components):

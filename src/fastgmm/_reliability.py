@@ -156,6 +156,9 @@ def worst_explained_rows(data, params, covariance_type, n_rows, n_threads, estim
     rows of zero sample weight are skipped; ties go to the earlier row.
     Returns (row indices, rows as a (n, D) float64 array).
     """
+    if hasattr(data, "worst_explained_rows"):
+        # A distributed source (Dask) scans its blocks where they live.
+        return data.worst_explained_rows(params, covariance_type, n_rows)
     best_values = np.empty(0)
     best_index = np.empty(0, dtype=np.int64)
     best_rows = np.empty((0, data.n_features))
