@@ -812,6 +812,30 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         log_likelihood, _ = self._total_log_likelihood(X, sample_weight)
         return -2 * log_likelihood + 2 * self._n_parameters()
 
+    # ---------------------------------------------------------------- saving
+
+    def save(self, path):
+        """Write the fitted model to a pickle-free file; read it back with
+        :func:`fastgmm.load`.
+
+        The file is an .npz archive (numpy arrays plus a JSON header with the
+        parameters and the fitted scalars), written under the name given and
+        replaced atomically. Loading it executes no code and gives a model
+        whose attributes are bitwise equal to this one's.
+
+        Parameters
+        ----------
+        path : str, path-like or binary file object
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator is not fitted.
+        """
+        from fastgmm._io import save_model  # _io imports this module
+
+        save_model(self, path)
+
     # ---------------------------------------------------------------- verbose
 
     def _print_verbose_msg_init_beg(self, n_init):

@@ -1,0 +1,540 @@
+"""The command line, driven as a user drives it: `python -m fastgmm ...` in a
+subprocess, in a temporary folder."""
+
+import functools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastgmm
+from fastgmm import GaussianMixture, load
+
+REPO = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _env(blocked=()):
+    """This process's environment with PYTHONPATH made absolute (the child
+    runs in another folder); `blocked` modules fail to import there."""
+    env = dict(os.environ)
+    paths = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if blocked:
+        paths.insert(0, str(_blocker_dir(blocked)))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.pop("MPLBACKEND", None)
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def _blocker_dir(modules):
+    """A folder of packages named like `modules` whose import raises ImportError,
+    to run the command line as if they were not installed."""
+    root = Path(tempfile.mkdtemp(prefix="fastgmm-blocked-"))
+    for name in modules:
+        package = root / name
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text(
+            f"raise ImportError(\"No module named '{name}' (blocked by the test)\")\n")
+    return root
+
+
+def run_cli(*args, cwd, blocked=(), timeout=600):
+    return subprocess.run([sys.executable, "-m", "fastgmm", *map(str, args)], cwd=cwd,
+                          env=_env(blocked), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_ok(proc):
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def assert_error(proc, match):
+    """Non-zero exit, one line 'fastgmm: error: ...' on stderr matching `match`,
+    no traceback."""
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("fastgmm: error: "), lines[0]
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+def blobs(n_per_component=200, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0], [9.0, 0.0], [0.0, 9.0]])
+    return np.vstack([rng.normal(c, 1.0, size=(n_per_component, 2)) for c in centers])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """The same data as .csv (with and without header), .npy and .parquet."""
+    folder = tmp_path_factory.mktemp("cli-data")
+    X = blobs()
+    np.savetxt(folder / "header.csv", X, delimiter=",", header="x,y", comments="",
+               fmt="%.17g")
+    np.savetxt(folder / "plain.csv", X, delimiter=",", fmt="%.17g")
+    np.save(folder / "data.npy", X)
+    np.save(folder / "data32.npy", X.astype(np.float32))
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"x": X[:, 0], "y": X[:, 1]}), folder / "data.parquet")
+    except ImportError:
+        pass
+    return folder, X
+
+
+def read_csv(path):
+    lines = Path(path).read_text().splitlines()
+    return lines[0], np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+
+
+# ------------------------------------------------------------------ fit
+
+
+@pytest.mark.parametrize("name", ["header.csv", "plain.csv", "data.npy", "data.parquet"])
+def test_fit_every_format(data_dir, tmp_path, name):
+    folder, X = data_dir
+    if name.endswith(".parquet"):
+        pytest.importorskip("pyarrow")
+    proc = assert_ok(run_cli("fit", folder / name, "-k", 3, "--out", "m.npz",
+                             "--labels", "labels.csv", "--proba", "proba.csv",
+                             "--random-state", 1, "-q", cwd=tmp_path))
+    assert "fitted 3 full components to 600 rows x 2 features" in proc.stdout
+    assert proc.stderr == ""                       # --quiet: no progress bar
+    gmm = load(tmp_path / "m.npz")
+    expected = GaussianMixture(3, random_state=1).fit(X)
+    np.testing.assert_array_equal(gmm.means_, expected.means_)
+    header, labels = read_csv(tmp_path / "labels.csv")
+    assert header == "label"
+    np.testing.assert_array_equal(labels[:, 0], expected.predict(X))
+    header, proba = read_csv(tmp_path / "proba.csv")
+    assert header == "proba_0,proba_1,proba_2"
+    np.testing.assert_array_equal(proba, expected.predict_proba(X))   # exact digits
+
+
+def test_fit_float32_npy_stays_float32(data_dir, tmp_path):
+    folder, _ = data_dir
+    assert_ok(run_cli("fit", folder / "data32.npy", "-k", 3, "--out", "m.npz", "-q",
+                      cwd=tmp_path))
+    assert load(tmp_path / "m.npz").means_.dtype == np.float32
+
+
+def test_fit_options_pass_through(data_dir, tmp_path):
+    folder, X = data_dir
+    assert_ok(run_cli("fit", folder / "data.npy", "-k", 2, "--covariance-type", "diag",
+                      "--max-iter", 7, "--tol", 0, "--n-init", 2, "--init-params", "random",
+                      "--random-state", 5, "--reg-covar", 1e-3, "--out", "m.npz", "-q",
+                      cwd=tmp_path))
+    gmm = load(tmp_path / "m.npz")
+    params = dict(n_components=2, covariance_type="diag", max_iter=7, tol=0.0, n_init=2,
+                  init_params="random", random_state=5, reg_covar=1e-3)
+    for name, value in params.items():
+        assert gmm.get_params()[name] == value, name
+    with pytest.warns(Warning):
+        expected = GaussianMixture(**params).fit(X)
+    np.testing.assert_array_equal(gmm.means_, expected.means_)
+    assert gmm.n_iter_ == 7
+
+
+def test_fit_shows_progress_unless_quiet(data_dir, tmp_path):
+    folder, _ = data_dir
+    proc = assert_ok(run_cli("fit", folder / "data.npy", "-k", 3, cwd=tmp_path))
+    assert "fit" in proc.stderr and "/100" in proc.stderr   # the bar over max_iter
+    proc = assert_ok(run_cli("fit", folder / "data.npy", "-k", "auto", "--k-range", "2..3",
+                             cwd=tmp_path))
+    assert "select: 2/2 fits" in proc.stderr
+
+
+def test_fit_auto_chooses_k(data_dir, tmp_path):
+    folder, X = data_dir
+    proc = assert_ok(run_cli("fit", folder / "header.csv", "-k", "auto", "--k-range", "1..5",
+                             "--covariance-type", "full,spherical", "--out", "m.npz", "-q",
+                             cwd=tmp_path))
+    assert "* lowest BIC" in proc.stdout
+    assert proc.stdout.count("full") >= 5 and "spherical" in proc.stdout
+    best, _ = fastgmm.select_model(X, range(1, 6), ("full", "spherical"), random_state=0)
+    gmm = load(tmp_path / "m.npz")
+    assert gmm.n_components == best.n_components == 3
+    assert gmm.covariance_type == best.covariance_type
+    np.testing.assert_array_equal(gmm.means_, best.means_)
+
+
+def test_fit_auto_is_the_default_over_1_to_9(data_dir, tmp_path):
+    folder, _ = data_dir
+    proc = assert_ok(run_cli("fit", folder / "data.npy", "-q", cwd=tmp_path))
+    table_rows = [line for line in proc.stdout.splitlines() if line.rstrip().endswith(
+        tuple("0123456789")) and " full " in line]
+    assert len(table_rows) == 9
+
+
+def test_fit_progress_and_warnings_are_one_line_each(data_dir, tmp_path):
+    folder, _ = data_dir
+    proc = assert_ok(run_cli("fit", folder / "data.npy", "-k", 3, "--max-iter", 1,
+                             "--tol", 0, "-q", cwd=tmp_path))
+    assert proc.stderr.strip().startswith("fastgmm: warning: ")
+    assert "did not converge" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_fit_plot(data_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("fastgmm.plot")
+    folder, _ = data_dir
+    proc = assert_ok(run_cli("fit", folder / "data.npy", "-k", 3, "--plot", "fit.png", "-q",
+                             cwd=tmp_path))
+    assert "figure written to fit.png" in proc.stdout
+    content = (tmp_path / "fit.png").read_bytes()
+    assert content.startswith(PNG_MAGIC) and len(content) > 10_000
+
+
+def test_fit_plot_without_matplotlib(data_dir, tmp_path):
+    folder, _ = data_dir
+    proc = run_cli("fit", folder / "data.npy", "-k", 3, "--plot", "fit.png", "--out", "m.npz",
+                   cwd=tmp_path, blocked=("matplotlib",))
+    assert_error(proc, 'needs matplotlib: pip install "fastgmm[plot]"')
+    assert not (tmp_path / "m.npz").exists()     # refused before fitting
+
+
+# ------------------------------------------------------------------ predict
+
+
+@pytest.mark.parametrize("name", ["header.csv", "plain.csv", "data.npy", "data.parquet"])
+def test_predict_every_format(data_dir, tmp_path, name):
+    folder, X = data_dir
+    if name.endswith(".parquet"):
+        pytest.importorskip("pyarrow")
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    gmm.save(tmp_path / "m.npz")
+    proc = assert_ok(run_cli("predict", "m.npz", folder / name, cwd=tmp_path))
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "label"
+    np.testing.assert_array_equal(np.array(lines[1:], dtype=int), gmm.predict(X))
+    assert_ok(run_cli("predict", "m.npz", folder / name, "--proba", "--out", "p.csv",
+                      cwd=tmp_path))
+    header, proba = read_csv(tmp_path / "p.csv")
+    assert header == "proba_0,proba_1,proba_2"
+    np.testing.assert_array_equal(proba, gmm.predict_proba(X))
+
+
+def test_predict_checks_feature_names(data_dir, tmp_path):
+    pd = pytest.importorskip("pandas")
+    folder, X = data_dir
+    GaussianMixture(3, random_state=0).fit(pd.DataFrame(X, columns=["x", "y"])).save(
+        tmp_path / "m.npz")
+    assert_ok(run_cli("predict", "m.npz", folder / "header.csv", cwd=tmp_path))
+    assert_ok(run_cli("predict", "m.npz", folder / "plain.csv", cwd=tmp_path))
+    np.savetxt(tmp_path / "other.csv", X, delimiter=",", header="u,v", comments="")
+    assert_error(run_cli("predict", "m.npz", "other.csv", cwd=tmp_path),
+                 "has columns ['u', 'v'], the model was fitted on ['x', 'y']")
+
+
+def test_predict_wrong_feature_count(data_dir, tmp_path):
+    folder, X = data_dir
+    GaussianMixture(3, random_state=0).fit(X).save(tmp_path / "m.npz")
+    np.save(tmp_path / "three.npy", np.hstack([X, X[:, :1]]))
+    assert_error(run_cli("predict", "m.npz", "three.npy", cwd=tmp_path),
+                 "three.npy has 3 feature columns, the model m.npz expects 2")
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"not a model", "bad model file: bad.npz: not a fastgmm model file"),
+    (b"PK\x03\x04truncated", "truncated or corrupt"),
+])
+def test_predict_bad_model_file(data_dir, tmp_path, content, match):
+    folder, _ = data_dir
+    (tmp_path / "bad.npz").write_bytes(content)
+    assert_error(run_cli("predict", "bad.npz", folder / "data.npy", cwd=tmp_path), match)
+
+
+def test_predict_missing_model(data_dir, tmp_path):
+    folder, _ = data_dir
+    assert_error(run_cli("predict", "none.npz", folder / "data.npy", cwd=tmp_path),
+                 "no such file: none.npz")
+
+
+# ------------------------------------------------------------------ select
+
+
+def test_select(data_dir, tmp_path):
+    folder, X = data_dir
+    proc = assert_ok(run_cli("select", folder / "data.npy", "--k", "1..4",
+                             "--covariance-types", "full,diag", "--criterion", "aic",
+                             "--out", "best.npz", "--table", "table.csv", "-q", cwd=tmp_path))
+    best, table = fastgmm.select_model(X, range(1, 5), ("full", "diag"), "aic",
+                                       random_state=0)
+    assert str(table).splitlines()[0] in proc.stdout
+    assert "* lowest AIC" in proc.stdout
+    row = table.best
+    assert f"best: K={row['n_components']} {row['covariance_type']}" in proc.stdout
+    np.testing.assert_array_equal(load(tmp_path / "best.npz").means_, best.means_)
+    lines = (tmp_path / "table.csv").read_text().splitlines()
+    assert lines[0] == ",".join(table.columns) and len(lines) == 1 + 8
+    assert [float(line.split(",")[2]) for line in lines[1:]] == list(table["bic"])
+
+
+def test_select_k_list_and_defaults(data_dir, tmp_path):
+    folder, _ = data_dir
+    proc = assert_ok(run_cli("select", folder / "header.csv", "-k", "2,3", "-q", cwd=tmp_path))
+    assert "* lowest BIC" in proc.stdout
+    # All four covariance types by default, two K each.
+    for covariance_type in ("full", "tied", "diag", "spherical"):
+        assert sum(f" {covariance_type} " in line for line in proc.stdout.splitlines()
+                   if not line.startswith("best:")) == 2
+
+
+@pytest.mark.parametrize("args, match", [
+    (("--k", "1.."), "bad K range '1..'"),
+    (("--k", "4..2"), "empty K range '4..2'"),
+    (("--k", "0..3"), "numbers of components are at least 1"),
+    (("--k", "1..700"), "exceed the number of samples (600)"),
+    (("--covariance-types", "full,round"), "bad covariance type(s) 'full,round'"),
+    (("--criterion", "hqc"), "argument --criterion: invalid choice"),
+    (("--n-init", "0"), "argument --n-init: expected a number >= 1"),
+    (("--out", "nowhere/best.npz"), "folder"),
+])
+def test_select_errors(data_dir, tmp_path, args, match):
+    folder, _ = data_dir
+    assert_error(run_cli("select", folder / "data.npy", *args, "-q", cwd=tmp_path), match)
+
+
+# ------------------------------------------------------------------ data errors
+
+
+def _write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("text.csv", "x,y\n1,2\n3,abc\n4,5\n", "column 2 ('y') is not numeric: line 3 has 'abc'"),
+    ("species.csv", "x,species\n1,setosa\n2,versicolor\n",
+     "column 2 ('species') is not numeric: line 2 has 'setosa'"),
+    ("ragged.csv", "1,2\n3,4\n5\n", "line 3 has 1 field(s), expected 2"),
+    ("missing.csv", "x,y\n1,2\n3,\n", "column 2 ('y') has a missing value: line 3"),
+    ("nan.csv", "x,y\n1,2\n3,nan\n4,5\n", "NaN or infinite value at line 3, column 2 ('y')"),
+    ("inf.csv", "1,2\n3,inf\n", "NaN or infinite value at line 2, column 2"),
+    ("empty.csv", "", "empty file"),
+    ("header_only.csv", "x,y\n", "no data rows"),
+    ("binary.csv", b"\xff\xfe\x00\x01garbage", "not"),
+    ("data.xlsx", "whatever", "unsupported data format '.xlsx'; use .csv, .npy, .parquet"),
+    ("noext", "1,2\n", "unsupported data format '(no extension)'"),
+    ("objects.npy", None, "holds Python objects"),
+    ("strings.npy", None, "array of dtype <U1, expected numbers"),
+    ("cube.npy", None, "a 3-D array, expected 2-D"),
+    ("nan.npy", None, "NaN or infinite value at index [1, 1]"),
+    ("broken.npy", b"\x93NUMPY garbage", "not a readable .npy array"),
+    ("broken.parquet", b"PAR1 not really", "not a readable Parquet file"),
+])
+def test_bad_data(tmp_path, name, content, match):
+    if name == "objects.npy":
+        np.save(tmp_path / name, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    elif name == "strings.npy":
+        np.save(tmp_path / name, np.array([["a", "b"]]))
+    elif name == "cube.npy":
+        np.save(tmp_path / name, np.zeros((2, 2, 2)))
+    elif name == "nan.npy":
+        np.save(tmp_path / name, np.array([[1.0, 2.0], [3.0, np.nan]]))
+    else:
+        if name.endswith(".parquet"):
+            pytest.importorskip("pyarrow")
+        _write(tmp_path, name, content)
+    assert_error(run_cli("fit", name, "-k", 1, "-q", cwd=tmp_path), match)
+
+
+def test_every_command_reads_data_alike(data_dir, tmp_path):
+    folder, X = data_dir
+    GaussianMixture(1).fit(X).save(tmp_path / "m.npz")
+    _write(tmp_path, "text.csv", "x,y\n1,2\n3,abc\n")
+    match = "text.csv: column 2 ('y') is not numeric: line 3 has 'abc'"
+    assert_error(run_cli("select", "text.csv", "--k", "1", "-q", cwd=tmp_path), match)
+    assert_error(run_cli("predict", "m.npz", "text.csv", cwd=tmp_path), match)
+
+
+def test_missing_data_file(tmp_path):
+    assert_error(run_cli("fit", "nothing.csv", cwd=tmp_path), "no such file: nothing.csv")
+    (tmp_path / "folder.csv").mkdir()
+    assert_error(run_cli("fit", "folder.csv", cwd=tmp_path), "is a directory")
+
+
+def test_parquet_non_numeric_and_nulls(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [1.0, 2.0, 3.0], "name": ["a", "b", "c"]}),
+                   tmp_path / "text.parquet")
+    assert_error(run_cli("fit", "text.parquet", "-k", 1, cwd=tmp_path),
+                 "column 'name' is not numeric")
+    pq.write_table(pa.table({"x": [1.0, None, 3.0], "y": [1, 2, 3]}), tmp_path / "null.parquet")
+    assert_error(run_cli("fit", "null.parquet", "-k", 1, cwd=tmp_path),
+                 "column 'x' has 1 missing value(s)")
+
+
+def test_parquet_through_pandas_without_pyarrow(data_dir, tmp_path):
+    # Without pyarrow, pandas is tried; without a Parquet engine it says so.
+    pytest.importorskip("pyarrow")
+    folder, _ = data_dir
+    assert_error(run_cli("fit", folder / "data.parquet", "-k", 3, cwd=tmp_path,
+                         blocked=("pyarrow",)),
+                 'reading .parquet needs pyarrow: pip install "fastgmm[parquet]"')
+    assert_error(run_cli("fit", folder / "data.parquet", "-k", 3, cwd=tmp_path,
+                         blocked=("pyarrow", "pandas")),
+                 'reading .parquet needs pyarrow (or pandas with a Parquet engine)')
+
+
+@pytest.mark.parametrize("args, match", [
+    (("fit", "DATA", "-k", "abc"), "bad K range 'abc'"),
+    (("fit", "DATA", "-k", "2..3"), "give one number of components, or 'auto'"),
+    (("fit", "DATA", "-k", "2", "--k-range", "1..3"), "--k-range goes with -k auto"),
+    (("fit", "DATA", "-k", "2", "--covariance-type", "full,diag"),
+     "several covariance types go with -k auto"),
+    (("fit", "DATA", "-k", "1000"), "n_components = 1000, n_samples = 600"),
+    (("fit", "DATA", "--tol", "-1"), "argument --tol: expected a finite number >= 0"),
+    (("fit", "DATA", "--max-iter", "x"), "argument --max-iter: expected a whole number"),
+    (("fit", "DATA", "--init-params", "magic"), "argument --init-params: invalid choice"),
+    (("fit", "DATA", "-k", "2", "--labels", "no/such/dir/l.csv"), "does not exist"),
+    (("fit",), "the following arguments are required: DATA"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+    (("predict", "m.npz"), "the following arguments are required: DATA"),
+    (("bench", "--cases", "nope"), "unknown case(s) ['nope']"),
+    (("bench", "--repeats", "1"), "--repeats must be at least 3"),
+])
+def test_usage_errors_are_one_line(data_dir, tmp_path, args, match):
+    folder, _ = data_dir
+    args = [str(folder / "data.npy") if a == "DATA" else a for a in args]
+    assert_error(run_cli(*args, cwd=tmp_path), match)
+
+
+# ------------------------------------------------------------------ demo, bench
+
+
+def test_demo_is_the_default(tmp_path):
+    pytest.importorskip("fastgmm.plot")
+    proc = assert_ok(run_cli(cwd=tmp_path))
+    out = proc.stdout
+    assert "data: 300,000 points in 2 dimensions from 3 Gaussian blobs" in out
+    assert "component  weight (true)   mean (true)" in out
+    accuracy = float(out.split("accuracy against the true labels:")[1].split()[0])
+    assert accuracy > 0.99
+    assert "figure: fastgmm-demo.png" in out
+    assert (tmp_path / "fastgmm-demo.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_demo_without_matplotlib_says_how_to_get_a_figure(tmp_path):
+    proc = assert_ok(run_cli("demo", "--n-samples", 3000, cwd=tmp_path,
+                             blocked=("matplotlib",)))
+    assert 'pip install "fastgmm[plot]"' in proc.stdout
+    assert "accuracy against the true labels" in proc.stdout
+    assert not list(tmp_path.iterdir())
+    # The old options of `python -m fastgmm` still work without the word demo.
+    proc = assert_ok(run_cli("--n-samples", 3000, "--no-plot", cwd=tmp_path))
+    assert "data: 3,000 points" in proc.stdout and "figure" not in proc.stdout
+
+
+def test_demo_figure_path(tmp_path):
+    pytest.importorskip("fastgmm.plot")
+    proc = assert_ok(run_cli("demo", "--n-samples", 3000, "--plot", "d.png", cwd=tmp_path))
+    assert "figure: d.png" in proc.stdout
+    assert (tmp_path / "d.png").read_bytes().startswith(PNG_MAGIC)
+    # A figure that cannot be written is a warning: the demo itself worked.
+    proc = assert_ok(run_cli("demo", "--n-samples", 3000, "--plot", "no/dir/d.png",
+                             cwd=tmp_path))
+    assert "fastgmm: warning: no figure" in proc.stderr
+
+
+def test_bench_small_case(tmp_path):
+    proc = assert_ok(run_cli("bench", "--cases", "blobs2d,iris", "--scale", 0.002,
+                             "--iters", 1, "--iris-repeats", 3, "--gemm-size", 64,
+                             "--json", "bench.json", cwd=tmp_path))
+    out = proc.stdout
+    assert "Per EM iteration" in out and "End to end, default fit(X)" in out
+    row = next(line for line in out.splitlines() if line.startswith("blobs2d"))
+    # N, and a speed-up (n/a when timing noise beats the tiny case's work:
+    # nothing here may depend on timings).
+    assert row.split()[1] == "2000"
+    assert re.fullmatch(r"\d+(\.\d+)?x|n/a", row.split()[8]), row
+    import json
+
+    record = json.loads((tmp_path / "bench.json").read_text())["results"][0]
+    assert record["case"] == "blobs2d"
+    assert record["peak_memory_added_bytes"] == {"sklearn": None, "fastgmm": None}
+    # Both fits did the same iterations from the same start.
+    lower_bounds = [record["per_iteration"][name]["lower_bound"]
+                    for name in ("sklearn", "fastgmm")]
+    assert abs(lower_bounds[0] - lower_bounds[1]) < 1e-9
+
+
+def test_help_and_version(tmp_path):
+    proc = assert_ok(run_cli("--help", cwd=tmp_path))
+    for command in ("fit", "predict", "select", "demo", "bench"):
+        assert command in proc.stdout
+    proc = assert_ok(run_cli("--version", cwd=tmp_path))
+    assert proc.stdout.strip() == f"fastgmm {fastgmm.__version__}"
+
+
+def test_broken_pipe_is_quiet(data_dir, tmp_path):
+    folder, X = data_dir
+    GaussianMixture(3, random_state=0).fit(X).save(tmp_path / "m.npz")
+    big = np.repeat(X, 200, axis=0)
+    np.save(tmp_path / "big.npy", big)
+    child = subprocess.Popen([sys.executable, "-m", "fastgmm", "predict", "m.npz", "big.npy"],
+                             cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    child.stdout.readline()
+    child.stdout.close()                    # like `| head -1`
+    stderr = child.stderr.read().decode()
+    child.wait(timeout=300)
+    assert "Traceback" not in stderr and "error" not in stderr
+
+
+# ------------------------------------------------------------------ wiring
+
+
+def test_console_script_declared():
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["fastgmm"] == "fastgmm._cli:main"
+    from fastgmm._cli import main
+
+    assert callable(main)
+
+
+def test_compare_script_is_a_thin_wrapper(tmp_path):
+    script = REPO / "benchmarks" / "compare.py"
+    if not script.exists():
+        pytest.skip("not running from a source tree")
+    assert len(script.read_text().splitlines()) < 30
+    proc = subprocess.run([sys.executable, str(script), "--help"], env=_env(),
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "--no-memory" in proc.stdout and "blobs2d" in proc.stdout
+
+
+def test_asv_common_uses_the_package_recipe():
+    common = REPO / "benchmarks" / "benchmarks" / "common.py"
+    if not common.exists():
+        pytest.skip("not running from a source tree")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("asv_common", common)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from fastgmm import _bench
+
+    X1, rng1 = module.make_blobs(500, 3, 4, "float32")
+    X2, rng2 = _bench.make_blobs(500, 3, 4, "float32")
+    assert X1.tobytes() == X2.tobytes()
+    p1 = module.fixed_work_params(X1, 4, "diag", rng1, 5)
+    p2 = _bench.fixed_work_params(X2, 4, "diag", rng2, 5)
+    np.testing.assert_array_equal(p1["means_init"], p2["means_init"])
