@@ -9,13 +9,18 @@ initialisation checks back on for debugging.
 FASTGMM_ARCH chooses the instruction set of the kernels: "native" (the
 default: the CPU doing the build, e.g. AVX2/AVX-512, which the vectorised
 loops need to be fast), "none" (the compiler's portable baseline, for
-binaries that must run on any CPU of the architecture), or any value of
--march (e.g. "x86-64-v3"). An unsupported value falls back to the baseline
-with a warning.
+binaries that must run on any CPU of the architecture), "dispatch" (for
+wheels: the kernels built twice on x86-64, once for the baseline and once
+for x86-64-v3 (AVX2 + FMA), the variant chosen at import from the CPU; see
+src/fastgmm/_kernels/_dispatch.py), or any value of -march (e.g.
+"x86-64-v2"). An unsupported value falls back to the baseline with a
+warning.
 """
 
 import os
+import shlex
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import warnings
@@ -24,7 +29,13 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_openmp_helpers", "_suffstats", "_estep"]
+HELPERS = ["_openmp_helpers", "_cpu"]   # always built for the baseline
+KERNELS = ["_suffstats", "_estep"]      # built for FASTGMM_ARCH
+# FASTGMM_ARCH=dispatch on x86-64 adds these variants, each built from a
+# checked-in stub (`<kernel>_<suffix>.pyx`) that includes the kernel's source.
+# (variant, module suffix, gcc/clang flags, MSVC flags)
+X86_VARIANTS = [("x86-64-v3", "x86_64_v3", ["-march=x86-64-v3"], ["/arch:AVX2"])]
+ROLES = {}  # extension name -> "helper", "kernel" or a variant's (name, flags, msvc flags)
 
 OPENMP_TEST_PROGRAM = textwrap.dedent(
     """
@@ -53,6 +64,11 @@ def _openmp_flags(compiler_type):
 
 def _compiler_accepts(compiler, program, compile_flags, link_flags):
     """Try to build and link `program` with the real build compiler."""
+    if compiler.compiler_type != "msvc":
+        # distutils links executables without LDFLAGS (it adds them to shared
+        # links only); without them a libomp outside the default paths (macOS)
+        # would fail the probe while the real build would find it.
+        link_flags = link_flags + shlex.split(os.environ.get("LDFLAGS", ""))
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "probe.c")
         with open(source, "w") as f:
@@ -87,20 +103,41 @@ class BuildExtWithOpenMP(build_ext):
                 "Install an OpenMP runtime (libgomp, libomp) to fix this.",
                 stacklevel=1,
             )
+        msvc = self.compiler.compiler_type == "msvc"
         arch_flags, arch = self._arch_flags()
-        for ext in self.extensions:
+        for ext in list(self.extensions):
+            role = ROLES[ext.name]
+            if role == "helper":
+                # Baseline code (the CPU check must run on any CPU); reports the
+                # main kernels' arch (_openmp_helpers.build_arch).
+                ext_flags, ext_arch = [], arch
+            elif role == "kernel":
+                ext_flags, ext_arch = arch_flags, arch
+            else:  # a dispatch variant: (name, flags, msvc flags)
+                ext_arch, gnu_flags, msvc_flags = role
+                ext_flags = msvc_flags if msvc else gnu_flags
+                if not _compiler_accepts(self.compiler, "int main(void){return 0;}",
+                                         ext_flags, []):
+                    warnings.warn(
+                        f"fastgmm: the compiler rejects {' '.join(ext_flags)}; not "
+                        f"building the {ext_arch} kernels (the baseline ones will run).",
+                        stacklevel=1,
+                    )
+                    self.extensions.remove(ext)
+                    continue
             if has_openmp:
                 ext.extra_compile_args += compile_flags
                 ext.extra_link_args += link_flags
-            if self.compiler.compiler_type != "msvc":
+            if not msvc:
                 # -fno-math-errno lets sqrt inline; no result changes.
-                ext.extra_compile_args += ["-O3", "-fno-math-errno"] + arch_flags
-            ext.define_macros.append(("FASTGMM_BUILD_ARCH", f'"{arch}"'))
+                ext.extra_compile_args += ["-O3", "-fno-math-errno"]
+            ext.extra_compile_args += ext_flags
+            ext.define_macros.append(("FASTGMM_BUILD_ARCH", f'"{ext_arch}"'))
         super().build_extensions()
 
     def _arch_flags(self):
-        arch = os.environ.get("FASTGMM_ARCH", "native").strip() or "none"
-        if arch == "none" or self.compiler.compiler_type == "msvc":
+        arch = _requested_arch()
+        if arch in ("none", "dispatch") or self.compiler.compiler_type == "msvc":
             return [], "none"
         flags = [f"-march={arch}"]
         if _compiler_accepts(self.compiler, "int main(void){return 0;}", flags, []):
@@ -111,6 +148,25 @@ class BuildExtWithOpenMP(build_ext):
             stacklevel=1,
         )
         return [], "none"
+
+
+def _requested_arch():
+    return os.environ.get("FASTGMM_ARCH", "native").strip() or "none"
+
+
+def _dispatch_variants():
+    """The extra kernel variants to build: x86-64 targets under FASTGMM_ARCH=dispatch.
+
+    The target platform, not the build machine's (cibuildwheel cross-builds
+    macOS x86_64 on arm64 through _PYTHON_HOST_PLATFORM); universal2 is left
+    to the baseline, since one -march cannot serve both architectures.
+    """
+    if _requested_arch() != "dispatch":
+        return []
+    platform = sysconfig.get_platform()
+    if not platform.endswith(("x86_64", "amd64")):
+        return []
+    return X86_VARIANTS
 
 
 def _extensions():
@@ -125,15 +181,24 @@ def _extensions():
         "embedsignature": True,
     }
     macros = [("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")]
-    extensions = [
-        Extension(
-            f"fastgmm._kernels.{name}",
-            [f"src/fastgmm/_kernels/{name}.pyx"],
-            define_macros=macros,
+
+    def extension(module, role):
+        ext = Extension(
+            f"fastgmm._kernels.{module}",
+            [f"src/fastgmm/_kernels/{module}.pyx"],
+            define_macros=list(macros),
             include_dirs=["src/fastgmm/_kernels"],
         )
-        for name in KERNELS
-    ]
+        ROLES[ext.name] = role   # cythonize() copies extensions, not attributes
+        return ext
+
+    extensions = [extension(name, "helper") for name in HELPERS]
+    extensions += [extension(name, "kernel") for name in KERNELS]
+    for variant, suffix, gnu_flags, msvc_flags in _dispatch_variants():
+        extensions += [
+            extension(f"{name}_{suffix}", (variant, gnu_flags, msvc_flags))
+            for name in KERNELS
+        ]
     return cythonize(
         extensions,
         compiler_directives=directives,

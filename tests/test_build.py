@@ -1,8 +1,16 @@
 """The installed native core: OpenMP present, configuration reported."""
 
 import io
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
 
 import fastgmm
+from fastgmm._kernels._cpu import supports_x86_64_v3
+from fastgmm._kernels._dispatch import ENV_VAR, active_variant, available_variants
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads, openmp_enabled
 
 
@@ -20,3 +28,55 @@ def test_show_config_reports_version_openmp_threads_and_blas():
     assert info["threads"] == openmp_effective_n_threads() >= 1
     assert fastgmm.__version__ in text and "OpenMP: on" in text and "BLAS" in text
     assert info["blas"], "no BLAS library reported"
+
+
+def test_kernel_variant_reported_and_runnable():
+    info = fastgmm.show_config(file=io.StringIO())
+    assert info["kernels"] in info["kernel_variants"]
+    assert info["kernels"] == active_variant()
+    if os.environ.get(ENV_VAR, "auto") == "auto":
+        # The first runnable variant (fastest) is the one chosen.
+        assert info["kernels"] == info["kernel_variants"][0]
+
+
+def _cpuinfo_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and platform.machine() == "x86_64"),
+    reason="/proc/cpuinfo cross-check: Linux x86-64 only",
+)
+def test_cpu_check_agrees_with_proc_cpuinfo():
+    # The kernel's view of the x86-64-v3 features (usable ones only: the
+    # kernel hides AVX when the OS does not save YMM state; "pni" is SSE3).
+    flags = _cpuinfo_flags()
+    v2 = {"pni", "ssse3", "cx16", "sse4_1", "sse4_2", "popcnt", "lahf_lm"}
+    v3 = {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
+    assert supports_x86_64_v3() == (v2 | v3 <= flags)
+
+
+def _run_python(code, **env):
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env},
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_kernels_environment_variable_selects_each_variant():
+    code = "import fastgmm, io; print(fastgmm.show_config(file=io.StringIO())['kernels'])"
+    for name in available_variants():
+        result = _run_python(code, **{ENV_VAR: name})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == name
+
+
+def test_kernels_environment_variable_rejects_unknown_variant():
+    result = _run_python("import fastgmm", **{ENV_VAR: "pentium-mmx"})
+    assert result.returncode != 0
+    assert "FASTGMM_KERNELS='pentium-mmx' names no kernels built" in result.stderr
+    assert "built: [" in result.stderr

@@ -5,6 +5,10 @@ definitions. Inputs are first rounded to the data's dtype, so kernel and
 reference see the same numbers and only the kernel's internal arithmetic
 differs. An error is measured against the absolute scale of the terms of a
 sum (see _reference.py), with rtol 1e-10 for float64 and 1e-4 for float32.
+
+Every test runs once per kernel variant that is built into the installation
+and runnable here: one for a source build, "baseline" and "x86-64-v3" for an
+x86-64 wheel (see fastgmm._kernels._dispatch).
 """
 
 import numpy as np
@@ -14,9 +18,9 @@ from threadpoolctl import threadpool_limits
 
 import fastgmm
 import _reference as ref
-from fastgmm._kernels._estep import estimate
+from fastgmm._kernels._dispatch import available_variants, em_pass, estimate, use_variant
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
-from fastgmm._kernels._suffstats import CHUNK_ROWS, em_pass
+from fastgmm._kernels._suffstats import CHUNK_ROWS
 from fastgmm._parameters import KernelParams, compute_precision_cholesky, n_slots_for
 from fastgmm._kernels._suffstats import (
     ROWWISE_FULL_FEATURES, TILED_FULL_MAX_FEATURES, TRMM_MIN_FEATURES,
@@ -41,6 +45,14 @@ RTOL = {np.float64: 1e-10, np.float32: 1e-4}
 # The reference comparisons run the kernels on one thread (this machine is
 # small and shared; thread wake-ups dominate tiny calls); the determinism
 # tests below show 1, 2 and 3 threads give bitwise the same results.
+
+
+@pytest.fixture(autouse=True, scope="module", params=available_variants())
+def kernel_variant(request):
+    # em_pass, estimate and kernel_math (and the estimator, which calls the
+    # same dispatcher) run the variant named in the test id.
+    with use_variant(request.param):
+        yield request.param
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -393,7 +405,7 @@ def test_zero_weight_row_beyond_double_range_adds_nothing():
 
 
 def test_kernel_exp_within_two_ulp_of_libm():
-    from fastgmm._kernels._estep import kernel_math
+    from fastgmm._kernels._dispatch import kernel_math
 
     def fast_exp(x, out):
         kernel_math("exp", x, out)
@@ -417,7 +429,7 @@ def test_kernel_exp_within_two_ulp_of_libm():
 
 
 def test_kernel_log_within_two_ulp_of_libm():
-    from fastgmm._kernels._estep import kernel_math
+    from fastgmm._kernels._dispatch import kernel_math
 
     def fast_log_ge1(x, out):
         kernel_math("log_ge1", x, out)

@@ -4,6 +4,7 @@ import sys
 
 from threadpoolctl import threadpool_info
 
+from fastgmm._kernels._dispatch import active_variant, available_variants
 from fastgmm._kernels._openmp_helpers import (
     build_arch,
     openmp_effective_n_threads,
@@ -30,6 +31,8 @@ def config():
         "scikit-learn": sklearn.__version__,
         "openmp": openmp_enabled(),
         "arch": build_arch(),
+        "kernels": active_variant(),
+        "kernel_variants": available_variants(),
         "threads": openmp_effective_n_threads(),
         "openmp_runtimes": [p.get("filepath") for p in openmp],
         "blas": [
@@ -45,7 +48,7 @@ def config():
 
 
 def show_config(file=None):
-    """Print the version, whether OpenMP is on, the thread count and the BLAS in use.
+    """Print the version, whether OpenMP is on, the kernels, threads and BLAS in use.
 
     Returns the same information as a dict.
     """
@@ -55,7 +58,10 @@ def show_config(file=None):
           f"scipy {info['scipy']}, scikit-learn {info['scikit-learn']})", file=out)
     print(f"  OpenMP: {'on' if info['openmp'] else 'OFF (built without OpenMP: one thread)'}",
           file=out)
-    print(f"  kernels built for: -march={info['arch']}", file=out)
+    others = [v for v in info["kernel_variants"] if v != info["kernels"]]
+    print(f"  kernels: {info['kernels']}"
+          + (f" (chosen for this CPU; also built: {', '.join(others)})" if others else ""),
+          file=out)
     print(f"  threads: {info['threads']} (OMP_NUM_THREADS / threadpoolctl limits apply)",
           file=out)
     for path in info["openmp_runtimes"]:

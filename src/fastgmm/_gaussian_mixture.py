@@ -25,8 +25,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from fastgmm import _parameters as P
 from fastgmm._batches import BatchData
 from fastgmm._initialization import initial_statistics
-from fastgmm._kernels._estep import estimate
-from fastgmm._kernels._suffstats import em_pass, stat_size
+from fastgmm._kernels._dispatch import em_pass, estimate
+from fastgmm._kernels._suffstats import stat_size
 from fastgmm._reliability import (
     DegenerateRecovery,
     check_on_degenerate,

@@ -10,7 +10,8 @@ the native pass block by block, so the initialisation never holds N x K.
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
-from fastgmm._kernels._suffstats import em_pass, stat_size
+from fastgmm._kernels._dispatch import em_pass
+from fastgmm._kernels._suffstats import stat_size
 from fastgmm._parameters import KERNEL_COV_CODE, n_slots_for
 
 # Rows of responsibilities materialised at a time (about 8 MB at K = 64).

@@ -10,6 +10,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define __restrict__ __restrict   /* MSVC spells it without the trailing underscores */
+#endif
+
 #define FASTGMM_DEFINE_LOOPS(T, SUFFIX)                                        \
 /* acc[k] += (x - c[k])^2   (tied log-density on projected rows) */           \
 static inline void fastgmm_sq_dist_##SUFFIX(                                   \
@@ -464,7 +468,7 @@ static inline void fastgmm_tri_moments_##SUFFIX(                               \
 }
 #endif
 
-#ifdef _OPENMP
+#if defined(_OPENMP) && _OPENMP >= 201307   /* omp simd: OpenMP 4.0 (not MSVC's /openmp, 2.0) */
 #define FASTGMM_PRAGMA(x) _Pragma(#x)
 #define FASTGMM_SIMD_SUM(v) FASTGMM_PRAGMA(omp simd reduction(+:v))
 #else
