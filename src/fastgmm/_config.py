@@ -1,6 +1,7 @@
 """What the installed native core was built with and will use."""
 
 import sys
+from typing import Any, TextIO
 
 from threadpoolctl import threadpool_info
 
@@ -13,7 +14,7 @@ from fastgmm._kernels._openmp_helpers import (
 from fastgmm._version import __version__
 
 
-def config():
+def config() -> dict[str, Any]:
     """The build and runtime configuration as a dict."""
     import numpy
     import scipy
@@ -47,10 +48,22 @@ def config():
     }
 
 
-def show_config(file=None):
+def show_config(file: TextIO | None = None) -> dict[str, Any]:
     """Print the version, whether OpenMP is on, the kernels, threads and BLAS in use.
 
-    Returns the same information as a dict.
+    Parameters
+    ----------
+    file : text stream, default=None
+        Where to print; ``sys.stdout`` when None.
+
+    Returns
+    -------
+    info : dict
+        The same information: versions ("fastgmm", "python", "numpy",
+        "scipy", "scikit-learn"), "openmp" (bool), "arch" (the -march of the
+        main kernels), "kernels" (the variant in use) and "kernel_variants"
+        (those this CPU can run, fastest first), "threads",
+        "openmp_runtimes" and "blas".
     """
     info = config()
     out = file or sys.stdout

@@ -12,8 +12,11 @@ import sys
 import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
+from collections.abc import Callable, Iterable
 from time import time
 from typing import NamedTuple
+
+from numpy.typing import ArrayLike, NDArray
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
@@ -189,22 +192,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_components=1,
+        n_components: int = 1,
         *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        precisions_init=None,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        verbose_interval=10,
-    ):
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init: ArrayLike | None = None,
+        means_init: ArrayLike | None = None,
+        precisions_init: ArrayLike | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+    ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -223,7 +226,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None, callback=None, on_degenerate="raise"):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: object = None,
+        sample_weight: ArrayLike | None = None,
+        callback: "Callable[[IterationInfo], object] | None" = None,
+        on_degenerate: str = "raise",
+    ) -> "GaussianMixture":
         """Estimate model parameters with the EM algorithm.
 
         Fits ``n_init`` times and keeps the parameters with the largest
@@ -266,7 +276,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None, sample_weight=None, callback=None, on_degenerate="raise"):
+    def fit_predict(
+        self,
+        X: ArrayLike,
+        y: object = None,
+        sample_weight: ArrayLike | None = None,
+        callback: "Callable[[IterationInfo], object] | None" = None,
+        on_degenerate: str = "raise",
+    ) -> NDArray[np.int64]:
         """Fit the model to X and return the most probable component of each row.
 
         ``sample_weight``, ``callback`` and ``on_degenerate`` as in :meth:`fit`.
@@ -288,7 +305,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     _ONLINE_STEP_EXPONENT = 0.6
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(
+        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+    ) -> "GaussianMixture":
         """Update the model with one batch of rows (online, stepwise EM).
 
         The first call (on an unfitted estimator) fits the batch as ``fit``
@@ -375,7 +394,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 np.asarray(self.means_, dtype=np.float64), cov)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_batches(self, batches, callback=None, on_degenerate="raise"):
+    def fit_batches(
+        self,
+        batches: "Iterable[ArrayLike] | Callable[[], Iterable[ArrayLike]]",
+        callback: "Callable[[IterationInfo], object] | None" = None,
+        on_degenerate: str = "raise",
+    ) -> "GaussianMixture":
         """Fit on data given as batches of rows, one batch in memory at a time.
 
         An exact out-of-core EM: every iteration is one pass over all the
@@ -662,13 +686,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             )
         return _dask.lazy_estimate(X, self._get_parameters(), self.covariance_type, output)
 
-    def _validate_for_inference(self, X):
+    def _validate_for_inference(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
         dtype = np.result_type(X.dtype, self.means_.dtype)
         return np.ascontiguousarray(X, dtype=dtype)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> NDArray[np.floating]:
         """Log-likelihood of each sample under the model.
 
         Returns
@@ -684,7 +708,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                   n_threads_for(X.shape[0]), log_prob=log_prob)
         return log_prob
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(
+        self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+    ) -> float:
         """Per-sample average log-likelihood of X under the model
         (weighted by ``sample_weight`` when given); computed when X is a Dask array."""
         if _is_dask_array(X):
@@ -696,7 +722,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None], 1)
         return float(np.average(log_prob, weights=sample_weight))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
         """Most probable component of each sample.
 
         Returns
@@ -712,7 +738,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                   n_threads_for(X.shape[0]), labels=labels)
         return labels
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.floating]:
         """Posterior probability of each component for each sample.
 
         Returns
@@ -729,7 +755,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                   n_threads_for(X.shape[0]), resp=resp)
         return resp
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples: int = 1) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """Draw samples from the fitted mixture (the same draws as scikit-learn).
 
         Returns
@@ -793,22 +819,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         sample_weight = _validate_sample_weight(sample_weight, log_prob[:, None], 1)
         return float(np.dot(sample_weight, log_prob)), float(sample_weight.sum())
 
-    def bic(self, X, sample_weight=None):
+    def bic(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Bayesian information criterion of the model on X (lower is better).
 
         With ``sample_weight``, the log-likelihood is weighted and the number
         of samples is the sum of the weights.
         """
         if sample_weight is None and not _is_dask_array(X):
-            return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+            n_samples = np.shape(X)[0]  # X may be a list, as for score
+            return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
         log_likelihood, n_samples = self._total_log_likelihood(X, sample_weight)
         return -2 * log_likelihood + self._n_parameters() * math.log(n_samples)
 
-    def aic(self, X, sample_weight=None):
+    def aic(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Akaike information criterion of the model on X (lower is better),
         with the log-likelihood weighted by ``sample_weight`` when given."""
         if sample_weight is None and not _is_dask_array(X):
-            return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+            return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
         log_likelihood, _ = self._total_log_likelihood(X, sample_weight)
         return -2 * log_likelihood + 2 * self._n_parameters()
 
@@ -961,7 +988,7 @@ def _is_dask_array(X):
     return dask_array is not None and isinstance(X, dask_array.Array)
 
 
-def _validate_sample_weight(sample_weight, X, n_components):
+def _validate_sample_weight(sample_weight, X, n_components) -> np.ndarray | None:
     """None, or a C-contiguous float64 array of finite non-negative weights,
     one per row of X, with at least n_components of them positive."""
     if sample_weight is None:

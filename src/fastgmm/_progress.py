@@ -1,6 +1,10 @@
 """A progress bar for long fits, as a fit callback."""
 
 import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from fastgmm._gaussian_mixture import IterationInfo
 
 
 class ProgressBar:
@@ -11,14 +15,14 @@ class ProgressBar:
     converges early moves the bar to the start of the next one.
     """
 
-    def __init__(self, file=None, desc="EM"):
+    def __init__(self, file: TextIO | None = None, desc: str = "EM") -> None:
         self.file = file if file is not None else sys.stderr
         self.desc = desc
         self._bar = None
         self._done = 0
-        self._total = None
+        self._total: int | None = None
 
-    def __call__(self, info):
+    def __call__(self, info: "IterationInfo") -> None:
         if self._total is None:
             self._total = info.n_init * info.max_iter
             try:

@@ -12,15 +12,19 @@ import time
 import warnings
 from collections.abc import Iterable
 from numbers import Integral
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
 from fastgmm._gaussian_mixture import GaussianMixture
 from fastgmm._gaussian_mixture import _validate_sample_weight
 from fastgmm._parameters import COVARIANCE_TYPES, CollapsedComponentError
+
+if TYPE_CHECKING:
+    import pandas
 
 CRITERIA = ("bic", "aic")
 
@@ -82,7 +86,7 @@ class SelectionTable:
         """The row of the selected model."""
         return self[self.best_index]
 
-    def to_pandas(self):
+    def to_pandas(self) -> "pandas.DataFrame":
         """The table as a pandas DataFrame (needs pandas)."""
         try:
             import pandas as pd
@@ -126,13 +130,13 @@ class ModelSelection(NamedTuple):
 
 
 def select_model(
-    X,
+    X: ArrayLike,
     n_components: Iterable[int] | int = range(1, 10),
     covariance_types: Iterable[str] | str = ("full", "tied", "diag", "spherical"),
     criterion: str = "bic",
     *,
-    sample_weight=None,
-    random_state=None,
+    sample_weight: ArrayLike | None = None,
+    random_state: int | np.random.RandomState | None = None,
     n_init: int = 1,
     **gmm_params: Any,
 ) -> ModelSelection:
