@@ -12,7 +12,7 @@ import fastgmm
 PUBLIC_CALLABLES = [
     fastgmm.show_config,
     fastgmm.select_model,
-    fastgmm.SelectionTable.best,
+    fastgmm.SelectionTable.best.fget,
     fastgmm.SelectionTable.to_pandas,
     fastgmm.ProgressBar.__init__,
     fastgmm.ProgressBar.__call__,
