@@ -165,6 +165,8 @@ LARGE_MEMMAP_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="measures RssAnon from /proc/self/status (Linux only)")
 def test_two_gigabyte_memmap_fits_in_little_anonymous_memory(tmp_path):
     # 2 GiB of float32 on disk; the fit runs in a fresh process that samples
     # its RssAnon (the memmap's pages are page cache, not anonymous memory).
