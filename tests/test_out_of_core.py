@@ -47,7 +47,17 @@ def test_batches_equal_the_in_memory_fit(covariance_type, init_params, dtype):
     _assert_same(streamed, in_memory, rtol=1e-10 if dtype == np.float64 else 1e-5)
     assert streamed.n_features_in_ == 5
     assert streamed.means_.dtype == dtype
-    np.testing.assert_array_equal(streamed.predict(X), in_memory.predict(X))
+    labels, expected = streamed.predict(X), in_memory.predict(X)
+    if dtype == np.float64:
+        np.testing.assert_array_equal(labels, expected)
+    else:
+        # float32 parameters agree to ~1e-6, so a row on a decision boundary
+        # may go either way (baseline kernels: row 320, probabilities
+        # 0.33336538 and 0.33336538): labels may differ only at such ties.
+        rows = np.flatnonzero(labels != expected)
+        proba = in_memory.predict_proba(X)[rows]
+        gap = proba[np.arange(rows.size), expected[rows]] - proba[np.arange(rows.size), labels[rows]]
+        assert rows.size <= 3 and (np.abs(gap) < 1e-4).all(), (rows, proba)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
