@@ -34,9 +34,9 @@ from sklearn.metrics import pairwise_distances_argmin
 
 from fastgmm import _parameters as P
 from fastgmm._initialization import _block_rows, _stats_of_given_resp, initial_statistics
-from fastgmm._kernels._estep import estimate
+from fastgmm._kernels._dispatch import em_pass, estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
-from fastgmm._kernels._suffstats import em_pass, stat_size
+from fastgmm._kernels._suffstats import stat_size
 from fastgmm._threads import blas_single_threaded, n_threads_for
 
 # Rows drawn for a k-means / k-means++ initialisation on large data. Data no
