@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
@@ -13,10 +13,10 @@ from fastgmm import ComponentRecoveryWarning, GaussianMixture
 
 
 @st.composite
-def problems(draw):
-    n_samples = draw(st.integers(1, 300))
-    n_features = draw(st.integers(1, 12))
-    n_components = draw(st.integers(1, 6))
+def problems(draw, max_samples=300, max_features=12, max_components=6, max_iter=20):
+    n_samples = draw(st.integers(1, max_samples))
+    n_features = draw(st.integers(1, max_features))
+    n_components = draw(st.integers(1, max_components))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     kind = draw(st.sampled_from(["blobs", "duplicates", "constant_column", "huge", "tiny"]))
     seed = draw(st.integers(0, 2**16))
@@ -35,7 +35,7 @@ def problems(draw):
         covariance_type=draw(st.sampled_from(["full", "tied", "diag", "spherical"])),
         init_params=draw(st.sampled_from(["kmeans", "k-means++", "random", "random_from_data"])),
         reg_covar=draw(st.sampled_from([1e-6, 1e-3, 0.0])),
-        max_iter=draw(st.integers(1, 20)),
+        max_iter=draw(st.integers(1, max_iter)),
         random_state=seed,
     )
     on_degenerate = draw(st.sampled_from(["raise", "reseed"]))
@@ -45,7 +45,19 @@ def problems(draw):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_fit_succeeds_with_sane_parameters_or_raises_value_error(problem):
-    X, params, on_degenerate = problem
+    _check_fits_sanely_or_raises(*problem)
+
+
+# The full ranges (N to thousands, D to 64, K to 32), fewer examples
+# and iterations: every kernel path (row-wise, tiled, BLAS at D > 96 is
+# covered by test_kernels) on larger problems.
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(max_samples=3000, max_features=64, max_components=32, max_iter=4))
+def test_large_problems_fit_with_sane_parameters_or_raise_value_error(problem):
+    _check_fits_sanely_or_raises(*problem)
+
+
+def _check_fits_sanely_or_raises(X, params, on_degenerate):
     gmm = GaussianMixture(**params)
     try:
         with warnings.catch_warnings():
@@ -53,9 +65,11 @@ def test_fit_succeeds_with_sane_parameters_or_raises_value_error(problem):
             warnings.simplefilter("ignore", ComponentRecoveryWarning)
             gmm.fit(X, on_degenerate=on_degenerate)
     except ValueError as error:
+        event("raised ValueError")
         assert str(error)
         assert not [k for k in vars(gmm) if k.endswith("_")], "a failed fit left attributes"
         return
+    event("fitted")
     assert np.isclose(gmm.weights_.sum(), 1.0, rtol=1e-5)
     assert np.all(gmm.weights_ >= 0)
     for name in ("means_", "covariances_", "precisions_cholesky_"):
