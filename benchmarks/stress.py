@@ -38,25 +38,10 @@ import sys
 import time
 import warnings
 
+# /proc readers shared with benchmarks/compare.py
+from fastgmm._bench import _proc_status_kib, _reset_peak_rss
+
 CASES = ("big_n", "many_components", "wide_full")
-
-
-def status_kib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak():
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where refused."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def generate(n_samples, n_features, n_components, dtype, seed=0, chunk=1 << 20):
@@ -100,7 +85,7 @@ def run_case(case, max_iter):
 
     import fastgmm
 
-    baseline_kib = status_kib("VmRSS")
+    baseline_kib = _proc_status_kib("VmRSS")
     if case == "big_n":
         n, d, k, covariance_type, dtype = 50_000_000, 2, 8, "full", np.float32
     elif case == "many_components":
@@ -118,8 +103,8 @@ def run_case(case, max_iter):
         params.update(weights_init=weights, means_init=means, precisions_init=precisions)
     else:
         params.update(init_params="random_from_data")
-    before_fit_kib = status_kib("VmRSS")
-    peak_reset = reset_peak()
+    before_fit_kib = _proc_status_kib("VmRSS")
+    peak_reset = _reset_peak_rss()
     iteration_times = []
     last = [time.perf_counter()]
 
@@ -135,7 +120,7 @@ def run_case(case, max_iter):
         last[0] = t0
         gmm.fit(X, callback=callback)
         fit_s = time.perf_counter() - t0
-    peak_kib = status_kib("VmHWM")
+    peak_kib = _proc_status_kib("VmHWM")
     resident_kib = peak_kib - baseline_kib
     return {
         "case": case,
