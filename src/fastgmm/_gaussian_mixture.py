@@ -10,15 +10,14 @@ on the estimator only when the fit succeeds.
 import math
 import sys
 import warnings
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from numbers import Integral, Real
-from collections.abc import Callable, Iterable
 from time import time
 from typing import NamedTuple
 
-from numpy.typing import ArrayLike, NDArray
-
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
