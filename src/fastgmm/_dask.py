@@ -33,7 +33,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.metrics import pairwise_distances_argmin
 
 from fastgmm import _parameters as P
-from fastgmm._initialization import _block_rows, _stats_of_given_resp, initial_statistics
+from fastgmm._initialization import _block_rows, _stats_of_given_resp
 from fastgmm._kernels._dispatch import em_pass, estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import stat_size
