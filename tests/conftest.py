@@ -14,3 +14,13 @@ def make_mixture(n_samples=600, n_features=3, n_components=3, dtype=np.float64, 
 @pytest.fixture
 def mixture():
     return make_mixture
+
+
+# Property tests draw the same examples on every run by default, so CI does not
+# go red on a case drawn for the first time; `pytest --hypothesis-profile=explore`
+# draws new ones (what found the rounding-level eigenvalue case in test_properties).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True)
+_hypothesis_settings.register_profile("explore", derandomize=False)
+_hypothesis_settings.load_profile("ci")
