@@ -14,6 +14,7 @@ from fastgmm._kernels._blas cimport gemm_nn, trmm_right_upper
 cdef extern from "_fastexp.h":
     double fastgmm_exp(double x) noexcept nogil
     double fastgmm_log_ge1(double x) noexcept nogil
+    float fastgmm_expf(float x) noexcept nogil
 
 cdef extern from "_loops.h":
     void fastgmm_sq_dist_d(int K, double x, const double *c, double *acc) noexcept nogil
@@ -26,17 +27,18 @@ cdef extern from "_loops.h":
     void fastgmm_moments_rows_f(int n, int D, const float *xt, const float *mu, const float *r, float *d, double *s1, double *s2) noexcept nogil
     void fastgmm_transpose_d(int n, int D, const double *X, double *xt) noexcept nogil
     void fastgmm_transpose_f(int n, int D, const float *X, float *xt) noexcept nogil
-    void fastgmm_column_sums(int n, int K, const double *resp, double *out) noexcept nogil
+    void fastgmm_column_sums_d(int n, int K, const double *resp, double *out) noexcept nogil
+    void fastgmm_column_sums_f(int n, int K, const float *resp, double *out) noexcept nogil
     void fastgmm_centre_d(int n, int D, const double *X, const double *mu, double *out) noexcept nogil
     void fastgmm_centre_f(int n, int D, const float *X, const float *mu, float *out) noexcept nogil
     void fastgmm_log_density_col_d(int n, int D, const double *Y, double c, int K, double *wlp_col) noexcept nogil
-    void fastgmm_log_density_col_f(int n, int D, const float *Y, double c, int K, double *wlp_col) noexcept nogil
+    void fastgmm_log_density_col_f(int n, int D, const float *Y, double c, int K, float *wlp_col) noexcept nogil
     void fastgmm_weighted_centre_d(int n, int D, int K, const double *X, const double *mu, const double *resp, double *out, double *s1_chunk) noexcept nogil
-    void fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const double *resp, float *out, float *s1_chunk) noexcept nogil
+    void fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const float *resp, float *out, float *s1_chunk) noexcept nogil
     void fastgmm_diag_row_d(int K, int D, const double *x, const double *c, const double *p, double *out) noexcept nogil
     void fastgmm_diag_row_f(int K, int D, const float *x, const float *c, const float *p, float *out) noexcept nogil
     void fastgmm_resp_column_d(int n, int stride, const double *resp, double *out) noexcept nogil
-    void fastgmm_resp_column_f(int n, int stride, const double *resp, float *out) noexcept nogil
+    void fastgmm_resp_column_f(int n, int stride, const float *resp, float *out) noexcept nogil
     void fastgmm_tri_maha_d(int n, int D, const double *xt, const double *mu, const double *U, double *d, double *maha) noexcept nogil
     void fastgmm_tri_maha_f(int n, int D, const float *xt, const float *mu, const float *U, float *d, float *maha) noexcept nogil
     void fastgmm_tri_moments_d(int n, int D, const double *xt, const double *mu, const double *r, double *d, double *e, double *s1, double *s2) noexcept nogil
@@ -46,13 +48,25 @@ cdef extern from "_loops.h":
 cdef inline void resp_column(
     int n,                      # IN
     int stride,                 # IN
-    const double *resp,         # IN  n entries, `stride` apart
-    floating *out,              # OUT n, in the data's dtype (float32: under 1e-30 -> 0)
+    const floating *resp,       # IN  n entries, `stride` apart
+    floating *out,              # OUT n, contiguous
 ) noexcept nogil:
     if floating is double:
         fastgmm_resp_column_d(n, stride, resp, out)
     else:
         fastgmm_resp_column_f(n, stride, resp, out)
+
+
+cdef inline void column_sums(
+    int n,                      # IN
+    int K,                      # IN
+    const floating *resp,       # IN  n x K
+    double *out,                # INOUT K: += the column sums, in double
+) noexcept nogil:
+    if floating is double:
+        fastgmm_column_sums_d(n, K, resp, out)
+    else:
+        fastgmm_column_sums_f(n, K, resp, out)
 
 
 cdef inline void transpose_chunk(
@@ -128,7 +142,7 @@ cdef inline void weighted_log_prob(
     floating *buf1,             # SCRATCH n_rows x (D + 2)
     floating *buf2,             # SCRATCH n_rows x (D + 2)
     floating *kbuf,             # SCRATCH K
-    double *wlp,                # OUT n_rows x K: log w_k + log N(x_i | k)
+    floating *wlp,              # OUT n_rows x K: log w_k + log N(x_i | k), in the data's dtype
 ) noexcept nogil:
     """log w_k + log N(x_i | mu_k, Sigma_k) for every row of the chunk.
 
@@ -221,14 +235,19 @@ cdef inline floating *transposed_copy(
 cdef inline void log_normalize_rows(
     int n_rows,                 # IN
     int K,                      # IN
-    double *wlp,                # INOUT n_rows x K: weighted log-probs in, responsibilities out
+    floating *wlp,              # INOUT n_rows x K: weighted log-probs in, responsibilities out
     double *lse,                # OUT n_rows: log sum_k exp(wlp[i, k])
     double *totals,             # SCRATCH n_rows
 ) noexcept nogil:
-    """Max-subtracted log-sum-exp per row; wlp becomes exp(wlp - lse)."""
+    """Max-subtracted log-sum-exp per row; wlp becomes exp(wlp - lse).
+
+    In the data's dtype: float32 data gets float32 exponentials (twice the
+    vector lanes; entries under 1e-30 are 0, see _fastexp.h), but lse, the
+    per-row log-likelihood, is always double.
+    """
     cdef int i, k
-    cdef double row_max, total, inv_total
-    cdef double *row
+    cdef floating row_max, total, inv_total
+    cdef floating *row
     # Three sweeps, so that the exponentials run as one flat loop over the
     # chunk's n_rows x K entries: it vectorises whatever K is (K = 3 would
     # leave a per-row loop over components scalar).
@@ -243,8 +262,12 @@ cdef inline void log_normalize_rows(
             continue        # every entry is -inf: exp gives 0
         for k in range(K):
             row[k] = row[k] - row_max
-    for i in range(n_rows * K):
-        wlp[i] = fastgmm_exp(wlp[i])
+    if floating is double:
+        for i in range(n_rows * K):
+            wlp[i] = fastgmm_exp(wlp[i])
+    else:
+        for i in range(n_rows * K):
+            wlp[i] = fastgmm_expf(wlp[i])
     for i in range(n_rows):
         row = wlp + i * K
         total = 0.0

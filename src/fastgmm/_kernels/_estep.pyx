@@ -10,7 +10,7 @@ from libc.stdlib cimport malloc, free
 
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, COV_TIED, COV_DIAG, weighted_log_prob, log_normalize_rows, transposed_copy,
-    check_model, fastgmm_exp, fastgmm_log_ge1,
+    check_model, fastgmm_exp, fastgmm_expf, fastgmm_log_ge1,
 )
 
 
@@ -40,7 +40,7 @@ def estimate(
     cdef double best_value
     cdef floating *buf1
     cdef floating *buf2
-    cdef double *wlp
+    cdef floating *wlp
     cdef double *lse
     cdef floating *kbuf
     cdef const floating *tied_center_ptr = NULL
@@ -69,7 +69,7 @@ def estimate(
     with nogil, parallel(num_threads=n_threads):
         buf1 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
-        wlp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
+        wlp = <floating *> malloc(CHUNK_SIZE * K * sizeof(floating))
         lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
         kbuf = <floating *> malloc(K * sizeof(floating))
 
@@ -110,14 +110,26 @@ def estimate(
 
 
 def kernel_math(str function, const double[::1] x, double[::1] out):
-    """out = the kernels' own "exp" or "log_ge1" (log for x >= 1) of x,
-    elementwise: exposed so the tests can hold them against libm."""
+    """out = the kernels' own "exp", "expf" (float32: x and the result
+    rounded to float32) or "log_ge1" (log for x >= 1) of x, elementwise:
+    exposed so the tests can hold them against libm."""
     cdef Py_ssize_t i
-    cdef bint is_exp = function == "exp"
-    if not is_exp and function != "log_ge1":
-        raise ValueError(f"unknown function {function!r}: 'exp' or 'log_ge1'")
+    cdef int which
+    if function == "exp":
+        which = 0
+    elif function == "expf":
+        which = 1
+    elif function == "log_ge1":
+        which = 2
+    else:
+        raise ValueError(f"unknown function {function!r}: 'exp', 'expf' or 'log_ge1'")
     if out.shape[0] != x.shape[0]:
         raise ValueError("out must have the length of x")
     with nogil:
         for i in range(x.shape[0]):
-            out[i] = fastgmm_exp(x[i]) if is_exp else fastgmm_log_ge1(x[i])
+            if which == 0:
+                out[i] = fastgmm_exp(x[i])
+            elif which == 1:
+                out[i] = fastgmm_expf(<float> x[i])
+            else:
+                out[i] = fastgmm_log_ge1(x[i])

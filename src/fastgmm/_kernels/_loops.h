@@ -75,10 +75,6 @@ static inline void fastgmm_moments_rows_##SUFFIX(                              \
     }                                                                         \
 }
 
-/* out[k] += sum_i resp[i, k] (resp: n x K, row-major). Few components: one
- * SIMD reduction down each column; many: rows of K, vectorised across k. */
-static inline void fastgmm_column_sums(int n, int K, const double *__restrict__ resp,
-                                       double *__restrict__ out);
 
 /* xt (D x n) = X (n x D) transposed. */
 #define FASTGMM_DEFINE_TRANSPOSE(T, SUFFIX)                                    \
@@ -245,28 +241,25 @@ static inline void fastgmm_centre_##SUFFIX(                                    \
 }                                                                             \
 static inline void fastgmm_log_density_col_##SUFFIX(                          \
     int n, int D, const T *__restrict__ Y, double c, int K,                   \
-    double *__restrict__ wlp_col)                                             \
+    T *__restrict__ wlp_col)                                                  \
 {                                                                             \
     for (int i = 0; i < n; i++) {                                             \
         const T *__restrict__ y = Y + (size_t)i * D;                          \
         T acc = 0;                                                            \
         FASTGMM_SIMD_SUM(acc)                                                 \
         for (int j = 0; j < D; j++) acc += y[j] * y[j];                       \
-        wlp_col[(size_t)i * K] = c - 0.5 * (double)acc;                       \
+        wlp_col[(size_t)i * K] = (T)(c - 0.5 * (double)acc);                  \
     }                                                                         \
 }                                                                             \
 static inline void fastgmm_weighted_centre_##SUFFIX(                           \
     int n, int D, int K, const T *__restrict__ X, const T *__restrict__ mu,   \
-    const double *__restrict__ resp, T *__restrict__ out,                     \
+    const T *__restrict__ resp, T *__restrict__ out,                          \
     T *__restrict__ s1_chunk)                                                 \
 {                                                                             \
     for (int j = 0; j < D; j++) s1_chunk[j] = 0;                              \
     for (int i = 0; i < n; i++) {                                             \
-        /* float32: under 1e-30 is zero, not a denormal (100x slower) */  \
-        const double floor_ = sizeof(T) == sizeof(float) ? 1e-30 : 0.0;      \
-        const double ri = resp[(size_t)i * K] >= floor_ ? resp[(size_t)i * K] : 0.0; \
-        const T r = (T)ri;                                                    \
-        const T w = (T)sqrt(ri);                                              \
+        const T r = resp[(size_t)i * K];                                      \
+        const T w = (T)sqrt((double)r);                                       \
         const T *__restrict__ x = X + (size_t)i * D;                          \
         T *__restrict__ o = out + (size_t)i * D;                              \
         for (int j = 0; j < D; j++) {                                         \
@@ -511,61 +504,37 @@ FASTGMM_DEFINE_TRI_FALLBACK(double, d)
 FASTGMM_DEFINE_TRI_FALLBACK(float, f)
 #endif
 
-/* out[i] = resp[i * stride] in T. For float32, entries under 1e-30 become 0:
- * they are 0 at float32 precision, and as float32 denormals they would make
- * every product with them ~100x slower. The test is on the bits (for
- * non-negative doubles their order as integers is their numeric order): a
- * floating-point comparison or conversion of the double denormals that
- * exp() leaves in the far tail takes a microcode assist (this loop was 59%
- * of a float32 pass on 400k x 4 x 16 full; 51 -> 36 ms a pass without it). */
+/* out[i] = resp[i * stride]: one component's responsibilities, gathered
+ * contiguous for the feature-major full kernels. */
 #define FASTGMM_DEFINE_RESP_COLUMN(T, SUFFIX)                                  \
 static inline void fastgmm_resp_column_##SUFFIX(                               \
-    int n, int stride, const double *__restrict__ resp, T *__restrict__ out)  \
+    int n, int stride, const T *__restrict__ resp, T *__restrict__ out)       \
 {                                                                             \
-    if (sizeof(T) == sizeof(double)) {                                        \
-        for (int i = 0; i < n; i++) out[i] = (T)resp[(size_t)i * stride];     \
-        return;                                                               \
-    }                                                                         \
-    const double floor_value = 1e-30;                                         \
-    uint64_t floor_bits;                                                      \
-    memcpy(&floor_bits, &floor_value, sizeof(floor_bits));                    \
-    if (stride == 1) {          /* contiguous: let it vectorise */            \
-        for (int i = 0; i < n; i++) {                                         \
-            uint64_t bits;                                                    \
-            memcpy(&bits, resp + i, sizeof(bits));                            \
-            bits = bits >= floor_bits ? bits : 0;                             \
-            double v;                                                         \
-            memcpy(&v, &bits, sizeof(v));                                     \
-            out[i] = (T)v;                                                    \
-        }                                                                     \
-        return;                                                               \
-    }                                                                         \
-    for (int i = 0; i < n; i++) {                                             \
-        uint64_t bits;                                                        \
-        memcpy(&bits, resp + (size_t)i * stride, sizeof(bits));               \
-        bits = bits >= floor_bits ? bits : 0;                                 \
-        double v;                                                             \
-        memcpy(&v, &bits, sizeof(v));                                         \
-        out[i] = (T)v;                                                        \
-    }                                                                         \
+    for (int i = 0; i < n; i++) out[i] = resp[(size_t)i * stride];            \
 }
 FASTGMM_DEFINE_RESP_COLUMN(double, d)
 FASTGMM_DEFINE_RESP_COLUMN(float, f)
 
-static inline void fastgmm_column_sums(int n, int K, const double *__restrict__ resp,
-                                       double *__restrict__ out)
-{
-    if (K < 8) {
-        for (int k = 0; k < K; k++) {
-            double acc = 0;
-            FASTGMM_SIMD_SUM(acc)
-            for (int i = 0; i < n; i++) acc += resp[(size_t)i * K + k];
-            out[k] += acc;
-        }
-    } else {
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < K; k++) out[k] += resp[(size_t)i * K + k];
-    }
+/* out[k] += sum_i resp[i, k] (resp: n x K, row-major), summed in double. Few
+ * components: one SIMD reduction down each column; many: rows of K,
+ * vectorised across k. */
+#define FASTGMM_DEFINE_COLUMN_SUMS(T, SUFFIX)                                   \
+static inline void fastgmm_column_sums_##SUFFIX(                               \
+    int n, int K, const T *__restrict__ resp, double *__restrict__ out)       \
+{                                                                             \
+    if (K < 8) {                                                              \
+        for (int k = 0; k < K; k++) {                                         \
+            double acc = 0;                                                   \
+            FASTGMM_SIMD_SUM(acc)                                             \
+            for (int i = 0; i < n; i++) acc += resp[(size_t)i * K + k];       \
+            out[k] += acc;                                                    \
+        }                                                                     \
+    } else {                                                                  \
+        for (int i = 0; i < n; i++)                                           \
+            for (int k = 0; k < K; k++) out[k] += resp[(size_t)i * K + k];    \
+    }                                                                         \
 }
+FASTGMM_DEFINE_COLUMN_SUMS(double, d)
+FASTGMM_DEFINE_COLUMN_SUMS(float, f)
 
 #endif

@@ -33,7 +33,7 @@ from fastgmm._kernels._chunk cimport (
     fastgmm_diag_moments_d, fastgmm_diag_moments_f,
     ROWWISE_FULL_D, TRMM_MIN_D, TILED_FULL_MAX_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
     fastgmm_tri_moments_d, fastgmm_tri_moments_f,
-    fastgmm_column_sums, fastgmm_weighted_centre_d, fastgmm_weighted_centre_f,
+    column_sums, fastgmm_weighted_centre_d, fastgmm_weighted_centre_f,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
@@ -88,19 +88,18 @@ cdef void _accumulate_chunk(
     const floating *means,      # IN  K x D: the shift centres c_k
     const floating *means_t,    # IN  D x K (diag only): the same, transposed
     const floating *tied_center,  # IN D (tied only)
-    double *resp,               # INOUT n_rows x K: responsibilities (scaled by weights here)
+    floating *resp,             # INOUT n_rows x K: responsibilities (scaled by weights here)
     floating *buf1,             # SCRATCH n_rows x (D + 2)
     floating *buf2,             # SCRATCH n_rows x (D + 2)
     floating *buf3,             # SCRATCH n_rows x (D + 2)
     floating *s2_partial,       # SCRATCH D x D (float32 partial products)
-    floating *chunk_sums,       # SCRATCH 2 x D x K + CHUNK_SIZE x K (diag only)
+    floating *chunk_sums,       # SCRATCH 2 x D x K (diag only)
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
 ) noexcept nogil:
     cdef int i, j, k
     cdef double r, w
     cdef floating *s1_t
     cdef floating *s2_t
-    cdef floating *r_row
     cdef double *n_k = stat + 1
     cdef double *s1 = n_k + K
     cdef double *s2 = s1 + K * D
@@ -113,9 +112,13 @@ cdef void _accumulate_chunk(
     if weights != NULL:
         for i in range(n_rows):
             for k in range(K):
-                resp[i * K + k] *= weights[i]
+                r = resp[i * K + k] * weights[i]
+                if floating is float:
+                    if r < 1e-30:
+                        r = 0.0     # not a float32 denormal (see _fastexp.h)
+                resp[i * K + k] = <floating> r
 
-    fastgmm_column_sums(n_rows, K, resp, n_k)
+    column_sums(n_rows, K, resp, n_k)
 
     if cov_type == COV_FULL and D <= TILED_FULL_MAX_D:
         # Feature-major chunk in buf1; per component, its responsibilities
@@ -169,15 +172,12 @@ cdef void _accumulate_chunk(
         # per chunk.
         s1_t = chunk_sums
         s2_t = chunk_sums + D * K
-        r_row = chunk_sums + 2 * D * K
         for j in range(2 * D * K):
             chunk_sums[j] = 0
         if floating is double:
             fastgmm_diag_moments_d(n_rows, K, D, X, resp, means_t, s1_t, s2_t)
         else:
-            # float32 copy, entries under 1e-30 zeroed (see _loops.h)
-            resp_column(n_rows * K, 1, resp, r_row)
-            fastgmm_diag_moments_f(n_rows, K, D, X, r_row, means_t, s1_t, s2_t)
+            fastgmm_diag_moments_f(n_rows, K, D, X, resp, means_t, s1_t, s2_t)
         for k in range(K):
             for j in range(D):
                 s1[k * D + j] += s1_t[j * K + k]
@@ -226,7 +226,7 @@ def em_pass(
     cdef floating *buf2
     cdef floating *buf3
     cdef floating *s2_partial
-    cdef double *resp
+    cdef floating *resp
     cdef double *lse
     cdef double *stat
     cdef double ll
@@ -263,10 +263,10 @@ def em_pass(
         buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         buf3 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         s2_partial = <floating *> malloc(D * D * sizeof(floating))
-        resp = <double *> malloc(CHUNK_SIZE * K * sizeof(double))
+        resp = <floating *> malloc(CHUNK_SIZE * K * sizeof(floating))
         lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
         kbuf = <floating *> malloc(K * sizeof(floating))
-        chunk_sums = <floating *> malloc((2 * D * K + CHUNK_SIZE * K) * sizeof(floating))
+        chunk_sums = <floating *> malloc(2 * D * K * sizeof(floating))
 
         for slot in prange(n_slots, schedule='static'):
             stat = &stats[slot, 0]
