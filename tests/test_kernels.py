@@ -235,6 +235,25 @@ def test_em_pass_matches_reference(dtype, covariance_type, D, K, N, mode):
     check_stats(stats, kp, X, params, covariance_type, sample_weight=sw, resp=resp)
 
 
+# Many components: the vectorised loops over components work in blocks of
+# native vectors (diag and tied: two vectors of components, rows four at a
+# time; 8 to 32 components a block depending on dtype and vector width),
+# with the remaining components and rows in plain loops. K = 37 leaves a
+# remainder at every width, K = 64 none; N = CHUNK_ROWS + 3 leaves 3 rows.
+@pytest.mark.parametrize("N", [CHUNK_ROWS + 3, 1000])
+@pytest.mark.parametrize("K", [37, 64])
+@pytest.mark.parametrize("D", [1, 3, 12, D_TILED])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_em_pass_many_components_matches_reference(dtype, covariance_type, D, K, N):
+    rng = np.random.default_rng([D, K, N, 7])
+    params = random_params(rng, covariance_type, K, D, dtype)
+    X = random_data(rng, params[1], N, dtype)
+    sw = _weights(rng, "random", N)
+    stats, kp = run_em_pass(X, params, covariance_type, sample_weight=sw)
+    check_stats(stats, kp, X, params, covariance_type, sample_weight=sw)
+
+
 @pytest.mark.parametrize("n_slots", [1, 3, 7])
 @pytest.mark.parametrize("D", [3, D_TILED, D_TRMM, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)

@@ -35,8 +35,8 @@ cdef extern from "_loops.h":
     void fastgmm_log_density_col_f(int n, int D, const float *Y, double c, int K, float *wlp_col) noexcept nogil
     void fastgmm_weighted_centre_d(int n, int D, int K, const double *X, const double *mu, const double *resp, double *out, double *s1_chunk) noexcept nogil
     void fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const float *resp, float *out, float *s1_chunk) noexcept nogil
-    void fastgmm_diag_row_d(int K, int D, const double *x, const double *c, const double *p, double *out) noexcept nogil
-    void fastgmm_diag_row_f(int K, int D, const float *x, const float *c, const float *p, float *out) noexcept nogil
+    void fastgmm_diag_rows_d(int n, int K, int D, const double *X, const double *c, const double *p, double *out) noexcept nogil
+    void fastgmm_diag_rows_f(int n, int K, int D, const float *X, const float *c, const float *p, float *out) noexcept nogil
     void fastgmm_resp_column_d(int n, int stride, const double *resp, double *out) noexcept nogil
     void fastgmm_resp_column_f(int n, int stride, const float *resp, float *out) noexcept nogil
     void fastgmm_tri_maha_d(int n, int D, const double *xt, const double *mu, const double *U, double *d, double *maha) noexcept nogil
@@ -209,13 +209,13 @@ cdef inline void weighted_log_prob(
             for k in range(K):
                 wlp[i * K + k] = log_const[k] - 0.5 * kbuf[k]
     else:
+        if floating is double:
+            fastgmm_diag_rows_d(n_rows, K, D, X, means_t, aux_t, wlp)
+        else:
+            fastgmm_diag_rows_f(n_rows, K, D, X, means_t, aux_t, wlp)
         for i in range(n_rows):
-            if floating is double:
-                fastgmm_diag_row_d(K, D, X + i * D, means_t, aux_t, kbuf)
-            else:
-                fastgmm_diag_row_f(K, D, X + i * D, means_t, aux_t, kbuf)
             for k in range(K):
-                wlp[i * K + k] = log_const[k] - 0.5 * kbuf[k]
+                wlp[i * K + k] = log_const[k] - 0.5 * wlp[i * K + k]
 
 
 cdef inline floating *transposed_copy(

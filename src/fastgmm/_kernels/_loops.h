@@ -86,11 +86,6 @@ static inline void fastgmm_transpose_##SUFFIX(                                 \
             xt[(size_t)l * n + i] = X[(size_t)i * D + l];                     \
 }
 
-/* out[k] = sum_j (x[j] - c[j, k])^2 * p[j, k] for one row; c and p are
- * D x K (components contiguous). With GCC/Clang vector types, four native
- * vectors of components are summed in registers across all D features (no
- * store and reload per feature, four independent chains). Other compilers,
- * and the remainder, take the plain loop. */
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTGMM_VECTOR_TYPES 1
 /* Helpers that take or return vector types are forced inline, so that no
@@ -111,66 +106,109 @@ typedef double fastgmm_nvd __attribute__((vector_size(FASTGMM_VBYTES)));
 typedef float fastgmm_nvf __attribute__((vector_size(FASTGMM_VBYTES)));
 #endif
 
+/* out[k] = sum_j (x[j] - c[j, k])^2 * p[j, k] for one row and the
+ * components k0 <= k < k1; c and p are D x K (components contiguous). */
 #define FASTGMM_DEFINE_DIAG_ROW_TAIL(T, SUFFIX)                                \
 static inline void fastgmm_diag_row_tail_##SUFFIX(                             \
-    int k0, int K, int D, const T *__restrict__ x, const T *__restrict__ c,   \
-    const T *__restrict__ p, T *__restrict__ out)                             \
+    int k0, int k1, int K, int D, const T *__restrict__ x,                    \
+    const T *__restrict__ c, const T *__restrict__ p, T *__restrict__ out)    \
 {                                                                             \
-    for (int k = k0; k < K; k++) out[k] = 0;                                  \
+    for (int k = k0; k < k1; k++) out[k] = 0;                                 \
     for (int j = 0; j < D; j++) {                                             \
         const T xj = x[j];                                                    \
         const T *__restrict__ cj = c + (size_t)j * K;                         \
         const T *__restrict__ pj = p + (size_t)j * K;                         \
-        for (int k = k0; k < K; k++) {                                        \
+        for (int k = k0; k < k1; k++) {                                      \
             const T d = xj - cj[k];                                           \
             out[k] += d * d * pj[k];                                          \
         }                                                                     \
     }                                                                         \
 }
 
+/* out[i, k] = sum_j (x[i, j] - c[j, k])^2 * p[j, k] for the n rows of a
+ * chunk (X n x D, out n x K; c and p D x K, components contiguous). Each
+ * out[i, k] is one chain over j in order, as in the plain loop above.
+ * With GCC/Clang vector types the components go in blocks of two native
+ * vectors and, within a block, the rows four at a time: the block's c and
+ * p stay in L1 across the chunk, each load of them serves four rows, and
+ * the 4 x 2 sums stay in registers across all D features (8 + 4 vector
+ * registers, so the same shape suits 16-register AVX2 and SSE). Row by row
+ * over all K, c and p (40 KB for D = 39, K = 64) came from L2 for every
+ * row. One thread, 256-row chunks of 39 features, 64 components, C
+ * microbenchmark, ns per (row, feature, component): 0.116 -> 0.071 with
+ * AVX-512, 0.177 -> 0.089 with AVX2 (x86-64-v3). Other compilers, the
+ * remaining components and the last n % 4 rows take the plain loop. */
 #ifdef FASTGMM_VECTOR_TYPES
-#define FASTGMM_DEFINE_DIAG_ROW(T, V, SUFFIX)                                  \
-static inline void fastgmm_diag_row_##SUFFIX(                                  \
-    int K, int D, const T *__restrict__ x, const T *__restrict__ c,           \
+/* Keeps a loaded vector in a register: without it GCC folded the loads of
+ * c and p into every arithmetic instruction that used them (memory
+ * operands), four loads instead of one, and the kernel was load-bound. */
+#if defined(__x86_64__) || defined(__i386__)
+#define FASTGMM_IN_REGISTER(v) __asm__("" : "+v"(v))
+#elif defined(__aarch64__)
+#define FASTGMM_IN_REGISTER(v) __asm__("" : "+w"(v))
+#else
+#define FASTGMM_IN_REGISTER(v) ((void)0)
+#endif
+#define FASTGMM_DEFINE_DIAG_ROWS(T, V, SUFFIX)                                 \
+static inline void fastgmm_diag_rows_##SUFFIX(                                 \
+    int n, int K, int D, const T *__restrict__ X, const T *__restrict__ c,    \
     const T *__restrict__ p, T *__restrict__ out)                             \
 {                                                                             \
-    const int W = (int)(sizeof(V) / sizeof(T));                               \
+    enum { R = 4, NV = 2, W = (int)(sizeof(V) / sizeof(T)) };                 \
     int k0 = 0;                                                               \
-    for (; k0 + 4 * W <= K; k0 += 4 * W) {                                    \
-        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                             \
-        for (int j = 0; j < D; j++) {                                         \
-            const T *cj = c + (size_t)j * K + k0;                             \
-            const T *pj = p + (size_t)j * K + k0;                             \
-            V c0, c1, c2, c3, p0, p1, p2, p3;                                 \
-            __builtin_memcpy(&c0, cj, sizeof(V));                             \
-            __builtin_memcpy(&c1, cj + W, sizeof(V));                         \
-            __builtin_memcpy(&c2, cj + 2 * W, sizeof(V));                     \
-            __builtin_memcpy(&c3, cj + 3 * W, sizeof(V));                     \
-            __builtin_memcpy(&p0, pj, sizeof(V));                             \
-            __builtin_memcpy(&p1, pj + W, sizeof(V));                         \
-            __builtin_memcpy(&p2, pj + 2 * W, sizeof(V));                     \
-            __builtin_memcpy(&p3, pj + 3 * W, sizeof(V));                     \
-            const T xj = x[j];                                                \
-            V d0 = xj - c0, d1 = xj - c1, d2 = xj - c2, d3 = xj - c3;         \
-            a0 += d0 * d0 * p0;                                               \
-            a1 += d1 * d1 * p1;                                               \
-            a2 += d2 * d2 * p2;                                               \
-            a3 += d3 * d3 * p3;                                               \
+    for (; k0 + NV * W <= K; k0 += NV * W) {                                  \
+        int i = 0;                                                            \
+        for (; i + R <= n; i += R) {                                          \
+            const T *__restrict__ x = X + (size_t)i * D;                      \
+            V a[R][NV];                                                       \
+            _Pragma("GCC unroll 4")                                           \
+            for (int t = 0; t < R; t++) {                                     \
+                _Pragma("GCC unroll 2")                                       \
+                for (int v = 0; v < NV; v++) a[t][v] = (V){0};                \
+            }                                                                 \
+            for (int j = 0; j < D; j++) {                                     \
+                const T *cj = c + (size_t)j * K + k0;                         \
+                const T *pj = p + (size_t)j * K + k0;                         \
+                _Pragma("GCC unroll 2")                                       \
+                for (int v = 0; v < NV; v++) {                                \
+                    V cv, pv;                                                 \
+                    __builtin_memcpy(&cv, cj + v * W, sizeof(V));             \
+                    __builtin_memcpy(&pv, pj + v * W, sizeof(V));             \
+                    FASTGMM_IN_REGISTER(cv);                                  \
+                    FASTGMM_IN_REGISTER(pv);                                  \
+                    _Pragma("GCC unroll 4")                                   \
+                    for (int t = 0; t < R; t++) {                             \
+                        const V d = x[(size_t)t * D + j] - cv;                \
+                        a[t][v] += d * d * pv;                                \
+                    }                                                         \
+                }                                                             \
+            }                                                                 \
+            _Pragma("GCC unroll 4")                                           \
+            for (int t = 0; t < R; t++) {                                     \
+                _Pragma("GCC unroll 2")                                       \
+                for (int v = 0; v < NV; v++)                                  \
+                    __builtin_memcpy(out + (size_t)(i + t) * K + k0 + v * W,  \
+                                     &a[t][v], sizeof(V));                    \
+            }                                                                 \
         }                                                                     \
-        __builtin_memcpy(out + k0, &a0, sizeof(V));                           \
-        __builtin_memcpy(out + k0 + W, &a1, sizeof(V));                       \
-        __builtin_memcpy(out + k0 + 2 * W, &a2, sizeof(V));                   \
-        __builtin_memcpy(out + k0 + 3 * W, &a3, sizeof(V));                   \
+        for (; i < n; i++)                                                    \
+            fastgmm_diag_row_tail_##SUFFIX(k0, k0 + NV * W, K, D, X + (size_t)i * D, \
+                                           c, p, out + (size_t)i * K);        \
     }                                                                         \
-    if (k0 < K) fastgmm_diag_row_tail_##SUFFIX(k0, K, D, x, c, p, out);       \
+    if (k0 < K)                                                               \
+        for (int i = 0; i < n; i++)                                           \
+            fastgmm_diag_row_tail_##SUFFIX(k0, K, K, D, X + (size_t)i * D, c, p, \
+                                           out + (size_t)i * K);              \
 }
 #else
-#define FASTGMM_DEFINE_DIAG_ROW(T, V, SUFFIX)                                  \
-static inline void fastgmm_diag_row_##SUFFIX(                                  \
-    int K, int D, const T *__restrict__ x, const T *__restrict__ c,           \
+#define FASTGMM_DEFINE_DIAG_ROWS(T, V, SUFFIX)                                 \
+static inline void fastgmm_diag_rows_##SUFFIX(                                 \
+    int n, int K, int D, const T *__restrict__ X, const T *__restrict__ c,    \
     const T *__restrict__ p, T *__restrict__ out)                             \
 {                                                                             \
-    fastgmm_diag_row_tail_##SUFFIX(0, K, D, x, c, p, out);                    \
+    for (int i = 0; i < n; i++)                                               \
+        fastgmm_diag_row_tail_##SUFFIX(0, K, K, D, X + (size_t)i * D, c, p,   \
+                                       out + (size_t)i * K);                  \
 }
 #endif
 
@@ -474,8 +512,8 @@ FASTGMM_DEFINE_SOA_LOOPS(double, d)
 FASTGMM_DEFINE_SOA_LOOPS(float, f)
 FASTGMM_DEFINE_DIAG_ROW_TAIL(double, d)
 FASTGMM_DEFINE_DIAG_ROW_TAIL(float, f)
-FASTGMM_DEFINE_DIAG_ROW(double, fastgmm_nvd, d)
-FASTGMM_DEFINE_DIAG_ROW(float, fastgmm_nvf, f)
+FASTGMM_DEFINE_DIAG_ROWS(double, fastgmm_nvd, d)
+FASTGMM_DEFINE_DIAG_ROWS(float, fastgmm_nvf, f)
 FASTGMM_DEFINE_DIAG_MOMENTS(double, d)
 FASTGMM_DEFINE_DIAG_MOMENTS(float, f)
 FASTGMM_DEFINE_ROW_OPS(double, d)
