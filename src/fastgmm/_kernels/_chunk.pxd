@@ -17,8 +17,10 @@ cdef extern from "_fastexp.h":
     float fastgmm_expf(float x) noexcept nogil
 
 cdef extern from "_loops.h":
-    void fastgmm_sq_dist_d(int K, double x, const double *c, double *acc) noexcept nogil
-    void fastgmm_sq_dist_f(int K, float x, const float *c, float *acc) noexcept nogil
+    void fastgmm_centred_sums_d(int n, int K, int D, const double *X, const double *r, const double *mu, double *s1) noexcept nogil
+    void fastgmm_centred_sums_f(int n, int K, int D, const float *X, const float *r, const float *mu, double *s1) noexcept nogil
+    void fastgmm_sq_dist_rows_d(int n, int K, int D, const double *X, const double *c, const double *p, double *out) noexcept nogil
+    void fastgmm_sq_dist_rows_f(int n, int K, int D, const float *X, const float *c, const float *p, float *out) noexcept nogil
     void fastgmm_diag_moments_d(int n, int K, int D, const double *X, const double *r, const double *c, double *s1, double *s2) noexcept nogil
     void fastgmm_diag_moments_f(int n, int K, int D, const float *X, const float *r, const float *c, float *s1, float *s2) noexcept nogil
     void fastgmm_maha_rows_d(int n, int D, const double *xt, const double *mu, const double *U, double *y, double *maha) noexcept nogil
@@ -141,7 +143,6 @@ cdef inline void weighted_log_prob(
                                 #     centred means (means - tied_center) @ factor, transposed
     floating *buf1,             # SCRATCH n_rows x (D + 2)
     floating *buf2,             # SCRATCH n_rows x (D + 2)
-    floating *kbuf,             # SCRATCH K
     floating *wlp,              # OUT n_rows x K: log w_k + log N(x_i | k), in the data's dtype
 ) noexcept nogil:
     """log w_k + log N(x_i | mu_k, Sigma_k) for every row of the chunk.
@@ -198,16 +199,13 @@ cdef inline void weighted_log_prob(
         else:
             fastgmm_centre_f(n_rows, D, X, tied_center, buf1)
         rows_times_upper(n_rows, D, buf1, prec, buf2)
+        if floating is double:
+            fastgmm_sq_dist_rows_d(n_rows, K, D, buf2, aux_t, NULL, wlp)
+        else:
+            fastgmm_sq_dist_rows_f(n_rows, K, D, buf2, aux_t, NULL, wlp)
         for i in range(n_rows):
             for k in range(K):
-                kbuf[k] = 0
-            for j in range(D):
-                if floating is double:
-                    fastgmm_sq_dist_d(K, buf2[i * D + j], aux_t + j * K, kbuf)
-                else:
-                    fastgmm_sq_dist_f(K, buf2[i * D + j], aux_t + j * K, kbuf)
-            for k in range(K):
-                wlp[i * K + k] = log_const[k] - 0.5 * kbuf[k]
+                wlp[i * K + k] = log_const[k] - 0.5 * wlp[i * K + k]
     else:
         if floating is double:
             fastgmm_diag_rows_d(n_rows, K, D, X, means_t, aux_t, wlp)

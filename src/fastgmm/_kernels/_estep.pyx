@@ -42,7 +42,6 @@ def estimate(
     cdef floating *buf2
     cdef floating *wlp
     cdef double *lse
-    cdef floating *kbuf
     cdef const floating *tied_center_ptr = NULL
     cdef floating *means_t = NULL
     cdef floating *aux_t = NULL
@@ -71,14 +70,13 @@ def estimate(
         buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         wlp = <floating *> malloc(CHUNK_SIZE * K * sizeof(floating))
         lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
-        kbuf = <floating *> malloc(K * sizeof(floating))
 
         for chunk in prange(n_chunks, schedule='static'):
             start = chunk * CHUNK_SIZE
             n_rows = <int> min(<Py_ssize_t> CHUNK_SIZE, n_samples - start)
             weighted_log_prob(
                 cov_type, &X[start, 0], n_rows, D, K, &means[0, 0], &prec[0],
-                tied_center_ptr, &log_const[0], means_t, aux_t, buf1, buf2, kbuf, wlp,
+                tied_center_ptr, &log_const[0], means_t, aux_t, buf1, buf2, wlp,
             )
             if want_labels:
                 # The first maximum wins, as numpy's argmax does.
@@ -104,7 +102,6 @@ def estimate(
         free(buf2)
         free(wlp)
         free(lse)
-        free(kbuf)
     free(means_t)
     free(aux_t)
 

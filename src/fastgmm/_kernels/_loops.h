@@ -15,13 +15,22 @@
 #endif
 
 #define FASTGMM_DEFINE_LOOPS(T, SUFFIX)                                        \
-/* acc[k] += (x - c[k])^2   (tied log-density on projected rows) */           \
-static inline void fastgmm_sq_dist_##SUFFIX(                                   \
-    int K, T x, const T *__restrict__ c, T *__restrict__ acc)                 \
+/* s1[k, j] += sum_i r[i, k] (x[i, j] - mu[k, j]) in double (tied; X n x D,   \
+ * r n x K, mu and s1 K x D). In Cython, the possible aliasing of s1 with X    \
+ * and mu kept this loop scalar, with a store and reload per term: half of a   \
+ * tied pass (200k x 16 x 16). */                                             \
+static inline void fastgmm_centred_sums_##SUFFIX(                              \
+    int n, int K, int D, const T *__restrict__ X, const T *__restrict__ r,    \
+    const T *__restrict__ mu, double *__restrict__ s1)                        \
 {                                                                             \
-    for (int k = 0; k < K; k++) {                                             \
-        T d = x - c[k];                                                       \
-        acc[k] += d * d;                                                      \
+    for (int i = 0; i < n; i++) {                                             \
+        const T *__restrict__ x = X + (size_t)i * D;                          \
+        for (int k = 0; k < K; k++) {                                         \
+            const double rk = r[(size_t)i * K + k];                           \
+            const T *__restrict__ m = mu + (size_t)k * D;                     \
+            double *__restrict__ s = s1 + (size_t)k * D;                      \
+            for (int j = 0; j < D; j++) s[j] += rk * ((double)x[j] - m[j]);   \
+        }                                                                     \
     }                                                                         \
 }
 
@@ -107,7 +116,8 @@ typedef float fastgmm_nvf __attribute__((vector_size(FASTGMM_VBYTES)));
 #endif
 
 /* out[k] = sum_j (x[j] - c[j, k])^2 * p[j, k] for one row and the
- * components k0 <= k < k1; c and p are D x K (components contiguous). */
+ * components k0 <= k < k1; c and p are D x K (components contiguous);
+ * p NULL: every weight is 1. */
 #define FASTGMM_DEFINE_DIAG_ROW_TAIL(T, SUFFIX)                                \
 static inline void fastgmm_diag_row_tail_##SUFFIX(                             \
     int k0, int k1, int K, int D, const T *__restrict__ x,                    \
@@ -117,6 +127,13 @@ static inline void fastgmm_diag_row_tail_##SUFFIX(                             \
     for (int j = 0; j < D; j++) {                                             \
         const T xj = x[j];                                                    \
         const T *__restrict__ cj = c + (size_t)j * K;                         \
+        if (p == NULL) {                                                      \
+            for (int k = k0; k < k1; k++) {                                  \
+                const T d = xj - cj[k];                                       \
+                out[k] += d * d;                                              \
+            }                                                                 \
+            continue;                                                         \
+        }                                                                     \
         const T *__restrict__ pj = p + (size_t)j * K;                         \
         for (int k = k0; k < k1; k++) {                                      \
             const T d = xj - cj[k];                                           \
@@ -150,7 +167,11 @@ static inline void fastgmm_diag_row_tail_##SUFFIX(                             \
 #define FASTGMM_IN_REGISTER(v) ((void)0)
 #endif
 #define FASTGMM_DEFINE_DIAG_ROWS(T, V, SUFFIX)                                 \
-static inline void fastgmm_diag_rows_##SUFFIX(                                 \
+    FASTGMM_DEFINE_BLOCKED_ROWS(T, V, fastgmm_diag_rows_##SUFFIX, 1, SUFFIX)   \
+    FASTGMM_DEFINE_BLOCKED_ROWS(T, V, fastgmm_sq_dist_rows_##SUFFIX, 0, SUFFIX)
+/* WEIGHTED 0 (tied, on projected rows): p is not read, every weight is 1. */
+#define FASTGMM_DEFINE_BLOCKED_ROWS(T, V, NAME, WEIGHTED, SUFFIX)              \
+static inline void NAME(                                                      \
     int n, int K, int D, const T *__restrict__ X, const T *__restrict__ c,    \
     const T *__restrict__ p, T *__restrict__ out)                             \
 {                                                                             \
@@ -168,18 +189,21 @@ static inline void fastgmm_diag_rows_##SUFFIX(                                 \
             }                                                                 \
             for (int j = 0; j < D; j++) {                                     \
                 const T *cj = c + (size_t)j * K + k0;                         \
-                const T *pj = p + (size_t)j * K + k0;                         \
+                const T *pj = WEIGHTED ? p + (size_t)j * K + k0 : NULL;       \
                 _Pragma("GCC unroll 2")                                       \
                 for (int v = 0; v < NV; v++) {                                \
-                    V cv, pv;                                                 \
+                    V cv, pv = {0};                                           \
                     __builtin_memcpy(&cv, cj + v * W, sizeof(V));             \
-                    __builtin_memcpy(&pv, pj + v * W, sizeof(V));             \
                     FASTGMM_IN_REGISTER(cv);                                  \
-                    FASTGMM_IN_REGISTER(pv);                                  \
+                    if (WEIGHTED) {                                           \
+                        __builtin_memcpy(&pv, pj + v * W, sizeof(V));         \
+                        FASTGMM_IN_REGISTER(pv);                              \
+                    }                                                         \
                     _Pragma("GCC unroll 4")                                   \
                     for (int t = 0; t < R; t++) {                             \
                         const V d = x[(size_t)t * D + j] - cv;                \
-                        a[t][v] += d * d * pv;                                \
+                        if (WEIGHTED) a[t][v] += d * d * pv;                  \
+                        else a[t][v] += d * d;                                \
                     }                                                         \
                 }                                                             \
             }                                                                 \
@@ -193,11 +217,13 @@ static inline void fastgmm_diag_rows_##SUFFIX(                                 \
         }                                                                     \
         for (; i < n; i++)                                                    \
             fastgmm_diag_row_tail_##SUFFIX(k0, k0 + NV * W, K, D, X + (size_t)i * D, \
-                                           c, p, out + (size_t)i * K);        \
+                                           c, WEIGHTED ? p : NULL,            \
+                                           out + (size_t)i * K);              \
     }                                                                         \
     if (k0 < K)                                                               \
         for (int i = 0; i < n; i++)                                           \
-            fastgmm_diag_row_tail_##SUFFIX(k0, K, K, D, X + (size_t)i * D, c, p, \
+            fastgmm_diag_row_tail_##SUFFIX(k0, K, K, D, X + (size_t)i * D, c,   \
+                                           WEIGHTED ? p : NULL,               \
                                            out + (size_t)i * K);              \
 }
 #else
@@ -209,6 +235,13 @@ static inline void fastgmm_diag_rows_##SUFFIX(                                 \
     for (int i = 0; i < n; i++)                                               \
         fastgmm_diag_row_tail_##SUFFIX(0, K, K, D, X + (size_t)i * D, c, p,   \
                                        out + (size_t)i * K);                  \
+}                                                                             \
+static inline void fastgmm_sq_dist_rows_##SUFFIX(                              \
+    int n, int K, int D, const T *__restrict__ X, const T *__restrict__ c,    \
+    const T *__restrict__ p, T *__restrict__ out)                             \
+{                                                                             \
+    (void)p;                                                                  \
+    fastgmm_diag_rows_##SUFFIX(n, K, D, X, c, NULL, out);                     \
 }
 #endif
 

@@ -30,7 +30,7 @@ from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, COV_FULL, COV_TIED, COV_DIAG,
     weighted_log_prob, log_normalize_rows, resp_column, transposed_copy, check_model,
-    fastgmm_diag_moments_d, fastgmm_diag_moments_f,
+    fastgmm_diag_moments_d, fastgmm_diag_moments_f, fastgmm_centred_sums_d, fastgmm_centred_sums_f,
     ROWWISE_FULL_D, TRMM_MIN_D, TILED_FULL_MAX_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
     fastgmm_tri_moments_d, fastgmm_tri_moments_f,
     column_sums, fastgmm_weighted_centre_d, fastgmm_weighted_centre_f,
@@ -155,12 +155,10 @@ cdef void _accumulate_chunk(
                 s1[k * D + j] += buf2[j]
             _add_gram_packed(n_rows, D, buf1, s2_partial, s2_k)
     elif cov_type == COV_TIED:
-        for i in range(n_rows):
-            x = X + i * D
-            for k in range(K):
-                r = resp[i * K + k]
-                for j in range(D):
-                    s1[k * D + j] += r * (<double> x[j] - means[k * D + j])
+        if floating is double:
+            fastgmm_centred_sums_d(n_rows, K, D, X, resp, means, s1)
+        else:
+            fastgmm_centred_sums_f(n_rows, K, D, X, resp, means, s1)
         for i in range(n_rows):
             w = 1.0 if weights == NULL else sqrt(weights[i])
             for j in range(D):
@@ -230,7 +228,6 @@ def em_pass(
     cdef double *lse
     cdef double *stat
     cdef double ll
-    cdef floating *kbuf
     cdef floating *chunk_sums
     cdef const floating *tied_center_ptr = NULL
     cdef floating *means_t = NULL
@@ -265,7 +262,6 @@ def em_pass(
         s2_partial = <floating *> malloc(D * D * sizeof(floating))
         resp = <floating *> malloc(CHUNK_SIZE * K * sizeof(floating))
         lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
-        kbuf = <floating *> malloc(K * sizeof(floating))
         chunk_sums = <floating *> malloc(2 * D * K * sizeof(floating))
 
         for slot in prange(n_slots, schedule='static'):
@@ -287,7 +283,7 @@ def em_pass(
                     weighted_log_prob(
                         cov_type, &X[start, 0], n_rows, D, K, &means[0, 0],
                         &prec[0], tied_center_ptr, &log_const[0], means_t, aux_t,
-                        buf1, buf2, kbuf, resp,
+                        buf1, buf2, resp,
                     )
                     log_normalize_rows(n_rows, K, resp, lse, lse + CHUNK_SIZE)
                     ll = 0.0
@@ -310,7 +306,6 @@ def em_pass(
         free(s2_partial)
         free(resp)
         free(lse)
-        free(kbuf)
         free(chunk_sums)
     free(means_t)
     free(aux_t)
