@@ -17,6 +17,11 @@ cdef extern from "_fastexp.h":
     float fastgmm_expf(float x) noexcept nogil
 
 cdef extern from "_loops.h":
+    # Fewer components than this: log_normalize_rows works on the transposed
+    # chunk.
+    enum: SMALL_K "FASTGMM_SMALL_K"
+    void fastgmm_log_normalize_small_d(int n, int K, double *wlp, double *lse, double *s) noexcept nogil
+    void fastgmm_log_normalize_small_f(int n, int K, float *wlp, double *lse, float *s) noexcept nogil
     void fastgmm_centred_sums_d(int n, int K, int D, const double *X, const double *r, const double *mu, double *s1) noexcept nogil
     void fastgmm_centred_sums_f(int n, int K, int D, const float *X, const float *r, const float *mu, double *s1) noexcept nogil
     void fastgmm_sq_dist_rows_d(int n, int K, int D, const double *X, const double *c, const double *p, double *out) noexcept nogil
@@ -236,16 +241,24 @@ cdef inline void log_normalize_rows(
     floating *wlp,              # INOUT n_rows x K: weighted log-probs in, responsibilities out
     double *lse,                # OUT n_rows: log sum_k exp(wlp[i, k])
     double *totals,             # SCRATCH n_rows
+    floating *small_k,          # SCRATCH (K + 2) n_rows when K < SMALL_K, else unused
 ) noexcept nogil:
     """Max-subtracted log-sum-exp per row; wlp becomes exp(wlp - lse).
 
     In the data's dtype: float32 data gets float32 exponentials (twice the
     vector lanes; entries under 1e-30 are 0, see _fastexp.h), but lse, the
-    per-row log-likelihood, is always double.
+    per-row log-likelihood, is always double. Fewer than SMALL_K components:
+    the same arithmetic on the transposed chunk, in C (see _loops.h).
     """
     cdef int i, k
     cdef floating row_max, total, inv_total
     cdef floating *row
+    if K < SMALL_K:
+        if floating is double:
+            fastgmm_log_normalize_small_d(n_rows, K, wlp, lse, small_k)
+        else:
+            fastgmm_log_normalize_small_f(n_rows, K, wlp, lse, small_k)
+        return
     # Three sweeps, so that the exponentials run as one flat loop over the
     # chunk's n_rows x K entries: it vectorises whatever K is (K = 3 would
     # leave a per-row loop over components scalar).

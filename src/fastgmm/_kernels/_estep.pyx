@@ -9,7 +9,7 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 
 from fastgmm._kernels._chunk cimport (
-    CHUNK_SIZE, COV_TIED, COV_DIAG, weighted_log_prob, log_normalize_rows, transposed_copy,
+    CHUNK_SIZE, SMALL_K, COV_TIED, COV_DIAG, weighted_log_prob, log_normalize_rows, transposed_copy,
     check_model, fastgmm_exp, fastgmm_expf, fastgmm_log_ge1,
 )
 
@@ -42,6 +42,7 @@ def estimate(
     cdef floating *buf2
     cdef floating *wlp
     cdef double *lse
+    cdef floating *small_k
     cdef const floating *tied_center_ptr = NULL
     cdef floating *means_t = NULL
     cdef floating *aux_t = NULL
@@ -70,6 +71,8 @@ def estimate(
         buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
         wlp = <floating *> malloc(CHUNK_SIZE * K * sizeof(floating))
         lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
+        small_k = <floating *> malloc(CHUNK_SIZE * (K + 2 if K < SMALL_K else 1)
+                                      * sizeof(floating))
 
         for chunk in prange(n_chunks, schedule='static'):
             start = chunk * CHUNK_SIZE
@@ -89,7 +92,7 @@ def estimate(
                             best = k
                     out_labels[start + i] = best
             if want_log_prob or want_resp:
-                log_normalize_rows(n_rows, K, wlp, lse, lse + CHUNK_SIZE)
+                log_normalize_rows(n_rows, K, wlp, lse, lse + CHUNK_SIZE, small_k)
                 if want_log_prob:
                     for i in range(n_rows):
                         out_log_prob[start + i] = <floating> lse[i]
@@ -102,6 +105,7 @@ def estimate(
         free(buf2)
         free(wlp)
         free(lse)
+        free(small_k)
     free(means_t)
     free(aux_t)
 

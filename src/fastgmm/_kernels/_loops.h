@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_fastexp.h"
+
 #if defined(_MSC_VER) && !defined(__clang__)
 #define __restrict__ __restrict   /* MSVC spells it without the trailing underscores */
 #endif
@@ -607,5 +609,55 @@ static inline void fastgmm_column_sums_##SUFFIX(                               \
 }
 FASTGMM_DEFINE_COLUMN_SUMS(double, d)
 FASTGMM_DEFINE_COLUMN_SUMS(float, f)
+
+/* The log-sum-exp normalisation of _chunk.pxd's log_normalize_rows for few
+ * components (K < FASTGMM_SMALL_K), with the rows in the vector lanes: the
+ * chunk is transposed to K x n in s, every sweep (maximum, exponentials,
+ * totals, scaling) runs down contiguous rows, and the result is transposed
+ * back. Row by row, K = 3 left every sweep but the exponentials scalar, at
+ * a compare, branch and store per entry: 9.5 of 21 ms in a one-thread pass
+ * over 1M x 2 rows with K = 3. The same operations in the same order per
+ * entry as the row-wise loop, so the same results to the bit. s: scratch
+ * of (K + 2) n entries. */
+#define FASTGMM_SMALL_K 8
+#define FASTGMM_DEFINE_LOG_NORMALIZE_SMALL(T, EXP, SUFFIX)                     \
+static inline void fastgmm_log_normalize_small_##SUFFIX(                       \
+    int n, int K, T *__restrict__ wlp, double *__restrict__ lse,              \
+    T *__restrict__ s)                                                        \
+{                                                                             \
+    T *__restrict__ mx = s + (size_t)K * n;                                   \
+    T *__restrict__ tot = mx + n;                                             \
+    for (int k = 0; k < K; k++)                                               \
+        for (int i = 0; i < n; i++) s[(size_t)k * n + i] = wlp[(size_t)i * K + k]; \
+    for (int i = 0; i < n; i++) mx[i] = -INFINITY;                            \
+    for (int k = 0; k < K; k++) {                                             \
+        const T *__restrict__ sk = s + (size_t)k * n;                         \
+        for (int i = 0; i < n; i++) mx[i] = sk[i] > mx[i] ? sk[i] : mx[i];    \
+    }                                                                         \
+    /* a row whose every entry is -inf is left unshifted: exp gives 0 */      \
+    for (int k = 0; k < K; k++) {                                             \
+        T *__restrict__ sk = s + (size_t)k * n;                               \
+        for (int i = 0; i < n; i++)                                           \
+            sk[i] = EXP(mx[i] == -INFINITY ? sk[i] : sk[i] - mx[i]);          \
+    }                                                                         \
+    for (int i = 0; i < n; i++) tot[i] = 0;                                   \
+    for (int k = 0; k < K; k++) {                                             \
+        const T *__restrict__ sk = s + (size_t)k * n;                         \
+        for (int i = 0; i < n; i++) tot[i] += sk[i];                          \
+    }                                                                         \
+    /* total 0: no component gives the row a finite density; it keeps its     \
+     * zeros and lse -inf. Otherwise total >= 1 (the maximum gives exp(0)). */ \
+    for (int i = 0; i < n; i++)                                               \
+        lse[i] = (tot[i] == 0 ? -INFINITY : (double)mx[i])                    \
+                 + fastgmm_log_ge1((double)tot[i]);                           \
+    for (int i = 0; i < n; i++)                                               \
+        tot[i] = tot[i] == 0 ? (T)1 : (T)(1.0 / (double)tot[i]);              \
+    for (int k = 0; k < K; k++) {                                             \
+        const T *__restrict__ sk = s + (size_t)k * n;                         \
+        for (int i = 0; i < n; i++) wlp[(size_t)i * K + k] = sk[i] * tot[i];  \
+    }                                                                         \
+}
+FASTGMM_DEFINE_LOG_NORMALIZE_SMALL(double, fastgmm_exp, d)
+FASTGMM_DEFINE_LOG_NORMALIZE_SMALL(float, fastgmm_expf, f)
 
 #endif

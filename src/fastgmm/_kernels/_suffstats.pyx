@@ -28,7 +28,7 @@ from libc.stdlib cimport malloc, free
 
 from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
-    CHUNK_SIZE, COV_FULL, COV_TIED, COV_DIAG,
+    CHUNK_SIZE, SMALL_K, COV_FULL, COV_TIED, COV_DIAG,
     weighted_log_prob, log_normalize_rows, resp_column, transposed_copy, check_model,
     fastgmm_diag_moments_d, fastgmm_diag_moments_f, fastgmm_centred_sums_d, fastgmm_centred_sums_f,
     ROWWISE_FULL_D, TRMM_MIN_D, TILED_FULL_MAX_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
@@ -226,6 +226,7 @@ def em_pass(
     cdef floating *s2_partial
     cdef floating *resp
     cdef double *lse
+    cdef floating *small_k
     cdef double *stat
     cdef double ll
     cdef floating *chunk_sums
@@ -262,6 +263,8 @@ def em_pass(
         s2_partial = <floating *> malloc(D * D * sizeof(floating))
         resp = <floating *> malloc(CHUNK_SIZE * K * sizeof(floating))
         lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
+        small_k = <floating *> malloc(CHUNK_SIZE * (K + 2 if K < SMALL_K else 1)
+                                      * sizeof(floating))
         chunk_sums = <floating *> malloc(2 * D * K * sizeof(floating))
 
         for slot in prange(n_slots, schedule='static'):
@@ -285,7 +288,7 @@ def em_pass(
                         &prec[0], tied_center_ptr, &log_const[0], means_t, aux_t,
                         buf1, buf2, resp,
                     )
-                    log_normalize_rows(n_rows, K, resp, lse, lse + CHUNK_SIZE)
+                    log_normalize_rows(n_rows, K, resp, lse, lse + CHUNK_SIZE, small_k)
                     ll = 0.0
                     for i in range(n_rows):
                         if weights_ptr == NULL:
@@ -306,6 +309,7 @@ def em_pass(
         free(s2_partial)
         free(resp)
         free(lse)
+        free(small_k)
         free(chunk_sums)
     free(means_t)
     free(aux_t)
