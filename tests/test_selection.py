@@ -1,7 +1,5 @@
 """select_model: BIC/AIC over numbers of components and covariance types."""
 
-import warnings
-
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
