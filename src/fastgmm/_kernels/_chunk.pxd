@@ -20,8 +20,8 @@ cdef extern from "_loops.h":
     # Fewer components than this: log_normalize_rows works on the transposed
     # chunk.
     enum: SMALL_K "FASTGMM_SMALL_K"
-    void fastgmm_log_normalize_small_d(int n, int K, double *wlp, double *lse, double *s) noexcept nogil
-    void fastgmm_log_normalize_small_f(int n, int K, float *wlp, double *lse, float *s) noexcept nogil
+    void fastgmm_log_normalize_small_d(int n, int K, double *wlp, double *lse, double *s, int transposed_in) noexcept nogil
+    void fastgmm_log_normalize_small_f(int n, int K, float *wlp, double *lse, float *s, int transposed_in) noexcept nogil
     void fastgmm_centred_sums_d(int n, int K, int D, const double *X, const double *r, const double *mu, double *s1) noexcept nogil
     void fastgmm_centred_sums_f(int n, int K, int D, const float *X, const float *r, const float *mu, double *s1) noexcept nogil
     void fastgmm_sq_dist_rows_d(int n, int K, int D, const double *X, const double *c, const double *p, double *out) noexcept nogil
@@ -149,6 +149,8 @@ cdef inline void weighted_log_prob(
     floating *buf1,             # SCRATCH n_rows x (D + 2)
     floating *buf2,             # SCRATCH n_rows x (D + 2)
     floating *wlp,              # OUT n_rows x K: log w_k + log N(x_i | k), in the data's dtype
+    floating *wlp_t,            # OUT K x n_rows instead of wlp (full, D <= TILED_FULL_MAX_D
+                                #     only), or NULL
 ) noexcept nogil:
     """log w_k + log N(x_i | mu_k, Sigma_k) for every row of the chunk.
 
@@ -167,7 +169,7 @@ cdef inline void weighted_log_prob(
         transpose_chunk(X, n_rows, D, buf1)
         for k in range(K):
             if D <= ROWWISE_FULL_D:
-                mh = buf2 + n_rows
+                mh = buf2 + n_rows if wlp_t == NULL else wlp_t + k * n_rows
                 if floating is double:
                     fastgmm_maha_rows_d(n_rows, D, buf1, means + k * D, prec + k * D * D,
                                         buf2, mh)
@@ -175,15 +177,20 @@ cdef inline void weighted_log_prob(
                     fastgmm_maha_rows_f(n_rows, D, buf1, means + k * D, prec + k * D * D,
                                         buf2, mh)
             else:
-                mh = buf2 + D * n_rows
+                mh = buf2 + D * n_rows if wlp_t == NULL else wlp_t + k * n_rows
                 if floating is double:
                     fastgmm_tri_maha_d(n_rows, D, buf1, means + k * D, prec + k * D * D,
                                        buf2, mh)
                 else:
                     fastgmm_tri_maha_f(n_rows, D, buf1, means + k * D, prec + k * D * D,
                                        buf2, mh)
-            for i in range(n_rows):
-                wlp[i * K + k] = log_const[k] - 0.5 * mh[i]
+            if wlp_t == NULL:
+                for i in range(n_rows):
+                    wlp[i * K + k] = log_const[k] - 0.5 * mh[i]
+            else:
+                # component-major, contiguous: no strided store
+                for i in range(n_rows):
+                    mh[i] = log_const[k] - 0.5 * mh[i]
     elif cov_type == COV_FULL:
         for k in range(K):
             mu = means + k * D
@@ -242,6 +249,8 @@ cdef inline void log_normalize_rows(
     double *lse,                # OUT n_rows: log sum_k exp(wlp[i, k])
     double *totals,             # SCRATCH n_rows
     floating *small_k,          # SCRATCH (K + 2) n_rows when K < SMALL_K, else unused
+    bint transposed_in,         # IN  K < SMALL_K only: the log-probs are in small_k,
+                                #     K x n_rows (weighted_log_prob's wlp_t), not in wlp
 ) noexcept nogil:
     """Max-subtracted log-sum-exp per row; wlp becomes exp(wlp - lse).
 
@@ -255,9 +264,9 @@ cdef inline void log_normalize_rows(
     cdef floating *row
     if K < SMALL_K:
         if floating is double:
-            fastgmm_log_normalize_small_d(n_rows, K, wlp, lse, small_k)
+            fastgmm_log_normalize_small_d(n_rows, K, wlp, lse, small_k, transposed_in)
         else:
-            fastgmm_log_normalize_small_f(n_rows, K, wlp, lse, small_k)
+            fastgmm_log_normalize_small_f(n_rows, K, wlp, lse, small_k, transposed_in)
         return
     # Three sweeps, so that the exponentials run as one flat loop over the
     # chunk's n_rows x K entries: it vectorises whatever K is (K = 3 would

@@ -79,7 +79,7 @@ def estimate(
             n_rows = <int> min(<Py_ssize_t> CHUNK_SIZE, n_samples - start)
             weighted_log_prob(
                 cov_type, &X[start, 0], n_rows, D, K, &means[0, 0], &prec[0],
-                tied_center_ptr, &log_const[0], means_t, aux_t, buf1, buf2, wlp,
+                tied_center_ptr, &log_const[0], means_t, aux_t, buf1, buf2, wlp, NULL,
             )
             if want_labels:
                 # The first maximum wins, as numpy's argmax does.
@@ -92,7 +92,7 @@ def estimate(
                             best = k
                     out_labels[start + i] = best
             if want_log_prob or want_resp:
-                log_normalize_rows(n_rows, K, wlp, lse, lse + CHUNK_SIZE, small_k)
+                log_normalize_rows(n_rows, K, wlp, lse, lse + CHUNK_SIZE, small_k, False)
                 if want_log_prob:
                     for i in range(n_rows):
                         out_log_prob[start + i] = <floating> lse[i]

@@ -618,17 +618,20 @@ FASTGMM_DEFINE_COLUMN_SUMS(float, f)
  * a compare, branch and store per entry: 9.5 of 21 ms in a one-thread pass
  * over 1M x 2 rows with K = 3. The same operations in the same order per
  * entry as the row-wise loop, so the same results to the bit. s: scratch
- * of (K + 2) n entries. */
+ * of (K + 2) n entries; transposed_in: the full kernel already wrote the
+ * log-densities there, K x n. */
 #define FASTGMM_SMALL_K 8
 #define FASTGMM_DEFINE_LOG_NORMALIZE_SMALL(T, EXP, SUFFIX)                     \
 static inline void fastgmm_log_normalize_small_##SUFFIX(                       \
     int n, int K, T *__restrict__ wlp, double *__restrict__ lse,              \
-    T *__restrict__ s)                                                        \
+    T *__restrict__ s, int transposed_in)                                     \
 {                                                                             \
     T *__restrict__ mx = s + (size_t)K * n;                                   \
     T *__restrict__ tot = mx + n;                                             \
-    for (int k = 0; k < K; k++)                                               \
-        for (int i = 0; i < n; i++) s[(size_t)k * n + i] = wlp[(size_t)i * K + k]; \
+    if (!transposed_in)                                                       \
+        for (int k = 0; k < K; k++)                                           \
+            for (int i = 0; i < n; i++)                                       \
+                s[(size_t)k * n + i] = wlp[(size_t)i * K + k];                \
     for (int i = 0; i < n; i++) mx[i] = -INFINITY;                            \
     for (int k = 0; k < K; k++) {                                             \
         const T *__restrict__ sk = s + (size_t)k * n;                         \

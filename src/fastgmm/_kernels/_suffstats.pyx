@@ -227,6 +227,7 @@ def em_pass(
     cdef floating *resp
     cdef double *lse
     cdef floating *small_k
+    cdef floating *wlp_t
     cdef double *stat
     cdef double ll
     cdef floating *chunk_sums
@@ -265,6 +266,10 @@ def em_pass(
         lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
         small_k = <floating *> malloc(CHUNK_SIZE * (K + 2 if K < SMALL_K else 1)
                                       * sizeof(floating))
+        # Full covariance on the feature-major path with few components: the
+        # log-densities go straight to the normalisation's transposed scratch.
+        wlp_t = small_k if (cov_type == COV_FULL and D <= TILED_FULL_MAX_D
+                            and K < SMALL_K) else NULL
         chunk_sums = <floating *> malloc(2 * D * K * sizeof(floating))
 
         for slot in prange(n_slots, schedule='static'):
@@ -286,9 +291,10 @@ def em_pass(
                     weighted_log_prob(
                         cov_type, &X[start, 0], n_rows, D, K, &means[0, 0],
                         &prec[0], tied_center_ptr, &log_const[0], means_t, aux_t,
-                        buf1, buf2, resp,
+                        buf1, buf2, resp, wlp_t,
                     )
-                    log_normalize_rows(n_rows, K, resp, lse, lse + CHUNK_SIZE, small_k)
+                    log_normalize_rows(n_rows, K, resp, lse, lse + CHUNK_SIZE, small_k,
+                                       wlp_t != NULL)
                     ll = 0.0
                     for i in range(n_rows):
                         if weights_ptr == NULL:
