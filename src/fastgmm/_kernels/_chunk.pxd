@@ -160,7 +160,7 @@ cdef inline void weighted_log_prob(
     parameters: contiguous and free of reductions, so the compiler
     vectorises them across components.
     """
-    cdef int i, j, k
+    cdef int i, k
     cdef const floating *mu
     cdef floating *mh
     if cov_type == COV_FULL and D <= TILED_FULL_MAX_D:
@@ -203,26 +203,26 @@ cdef inline void weighted_log_prob(
                 fastgmm_log_density_col_d(n_rows, D, buf2, log_const[k], K, wlp + k)
             else:
                 fastgmm_log_density_col_f(n_rows, D, buf2, log_const[k], K, wlp + k)
-    elif cov_type == COV_TIED:
-        # One shared factor: project the centred chunk once, then every
-        # component is a difference of projections.
-        if floating is double:
-            fastgmm_centre_d(n_rows, D, X, tied_center, buf1)
-        else:
-            fastgmm_centre_f(n_rows, D, X, tied_center, buf1)
-        rows_times_upper(n_rows, D, buf1, prec, buf2)
-        if floating is double:
-            fastgmm_sq_dist_rows_d(n_rows, K, D, buf2, aux_t, NULL, wlp)
-        else:
-            fastgmm_sq_dist_rows_f(n_rows, K, D, buf2, aux_t, NULL, wlp)
-        for i in range(n_rows):
-            for k in range(K):
-                wlp[i * K + k] = log_const[k] - 0.5 * wlp[i * K + k]
     else:
-        if floating is double:
-            fastgmm_diag_rows_d(n_rows, K, D, X, means_t, aux_t, wlp)
+        # Tied and diag: the (weighted) squared distances into wlp, then
+        # the log-densities in place.
+        if cov_type == COV_TIED:
+            # One shared factor: project the centred chunk once, then every
+            # component is a difference of projections.
+            if floating is double:
+                fastgmm_centre_d(n_rows, D, X, tied_center, buf1)
+            else:
+                fastgmm_centre_f(n_rows, D, X, tied_center, buf1)
+            rows_times_upper(n_rows, D, buf1, prec, buf2)
+            if floating is double:
+                fastgmm_sq_dist_rows_d(n_rows, K, D, buf2, aux_t, NULL, wlp)
+            else:
+                fastgmm_sq_dist_rows_f(n_rows, K, D, buf2, aux_t, NULL, wlp)
         else:
-            fastgmm_diag_rows_f(n_rows, K, D, X, means_t, aux_t, wlp)
+            if floating is double:
+                fastgmm_diag_rows_d(n_rows, K, D, X, means_t, aux_t, wlp)
+            else:
+                fastgmm_diag_rows_f(n_rows, K, D, X, means_t, aux_t, wlp)
         for i in range(n_rows):
             for k in range(K):
                 wlp[i * K + k] = log_const[k] - 0.5 * wlp[i * K + k]

@@ -107,7 +107,6 @@ cdef void _accumulate_chunk(
     # full: each component's S2 is its lower triangle, packed row by row
     cdef Py_ssize_t packed = D * (D + 1) // 2
     cdef const floating *mu
-    cdef const floating *x
 
     if weights != NULL:
         for i in range(n_rows):
