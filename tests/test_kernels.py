@@ -322,11 +322,13 @@ def test_estimate_outputs_requested_alone_equal_requested_together(dtype, covari
 # ------------------------------------------------------------ far away
 
 
+# D = 2 (full: the fused small-D kernel) and D_TILED (every other path).
+@pytest.mark.parametrize("D", [2, D_TILED])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_far_away_points_stay_finite(dtype, covariance_type):
+def test_far_away_points_stay_finite(dtype, covariance_type, D):
     rng = np.random.default_rng(3)
-    K, D = 3, D_TILED
+    K = 3
     means = rng.normal(size=(K, D))
     chol = {
         "full": np.broadcast_to(np.eye(D), (K, D, D)),
@@ -414,14 +416,22 @@ def test_fit_bitwise_identical_across_thread_counts(dtype, covariance_type, weig
         assert a.lower_bounds_ == b.lower_bounds_
 
 
-def test_zero_weight_row_beyond_double_range_adds_nothing():
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_zero_weight_row_beyond_double_range_adds_nothing(covariance_type):
     # Row 1 is so far away that its Mahalanobis distance overflows: lse = -inf
-    # (by design, see _chunk.pxd). With weight 0 it should not contribute.
+    # (by design, see _chunk.pxd). With weight 0 it should not contribute;
+    # with weight 1 (or none) the log-likelihood is -inf and the rest finite.
     X = np.array([[0.0], [1e200]])
-    params = (np.ones(1), np.zeros((1, 1)), np.ones((1, 1)))
-    stats, _ = run_em_pass(X, params, "diag", sample_weight=np.array([1.0, 0.0]))
-    alone, _ = run_em_pass(X[:1], params, "diag", sample_weight=np.array([1.0]))
+    chol = np.ones((1, 1)) if covariance_type == "diag" else np.ones((1, 1, 1))
+    params = (np.ones(1), np.zeros((1, 1)), chol)
+    stats, _ = run_em_pass(X, params, covariance_type, sample_weight=np.array([1.0, 0.0]))
+    alone, _ = run_em_pass(X[:1], params, covariance_type, sample_weight=np.array([1.0]))
     np.testing.assert_array_equal(stats.sum(axis=0), alone.sum(axis=0))
+    for sw in (None, np.ones(2)):
+        stats, _ = run_em_pass(X, params, covariance_type, sample_weight=sw)
+        total = stats.sum(axis=0)
+        assert total[0] == -np.inf and np.isfinite(total[1:]).all()
+        np.testing.assert_array_equal(total[1:], alone.sum(axis=0)[1:])
 
 
 def test_kernel_exp_within_two_ulp_of_libm():

@@ -50,6 +50,12 @@ cdef extern from "_loops.h":
     void fastgmm_tri_maha_f(int n, int D, const float *xt, const float *mu, const float *U, float *d, float *maha) noexcept nogil
     void fastgmm_tri_moments_d(int n, int D, const double *xt, const double *mu, const double *r, double *d, double *e, double *s1, double *s2) noexcept nogil
     void fastgmm_tri_moments_f(int n, int D, const float *xt, const float *mu, const float *r, float *d, float *e, double *s1, double *s2) noexcept nogil
+    # Full covariance, D <= FUSED_MAX_D and K < SMALL_K: a chunk's whole EM
+    # pass in one kernel; buf is scratch of (K + D) FUSED_MAX_ROWS entries.
+    enum: FUSED_MAX_ROWS "FASTGMM_FUSED_MAX_ROWS"
+    enum: FUSED_MAX_D "FASTGMM_FUSED_MAX_D"
+    void fastgmm_small_full_chunk_d(int n, int D, int K, const double *X, const double *w, const double *mu, const double *U, const double *log_const, double *buf, double *stat) noexcept nogil
+    void fastgmm_small_full_chunk_f(int n, int D, int K, const float *X, const double *w, const float *mu, const float *U, const double *log_const, float *buf, double *stat) noexcept nogil
 
 
 cdef inline void resp_column(

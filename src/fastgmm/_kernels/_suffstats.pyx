@@ -34,6 +34,7 @@ from fastgmm._kernels._chunk cimport (
     ROWWISE_FULL_D, TRMM_MIN_D, TILED_FULL_MAX_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
     fastgmm_tri_moments_d, fastgmm_tri_moments_f,
     column_sums, fastgmm_weighted_centre_d, fastgmm_weighted_centre_f,
+    FUSED_MAX_ROWS, FUSED_MAX_D, fastgmm_small_full_chunk_d, fastgmm_small_full_chunk_f,
 )
 
 CHUNK_ROWS = CHUNK_SIZE
@@ -230,6 +231,8 @@ def em_pass(
     cdef double *stat
     cdef double ll
     cdef floating *chunk_sums
+    cdef floating *fused_acc
+    cdef bint fused
     cdef const floating *tied_center_ptr = NULL
     cdef floating *means_t = NULL
     cdef floating *aux_t = NULL
@@ -255,6 +258,10 @@ def em_pass(
         if not has_resp:
             aux_t = transposed_copy(&prec[0], K, D)
     n_threads = max(1, min(n_threads, n_slots))
+    # Few features and components, full covariance: one fused kernel per
+    # chunk (_loops.h, small_full_chunk).
+    fused = (cov_type == COV_FULL and D <= FUSED_MAX_D and K < SMALL_K
+                       and not has_resp)
 
     with nogil, parallel(num_threads=n_threads):
         buf1 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
@@ -270,6 +277,7 @@ def em_pass(
         wlp_t = small_k if (cov_type == COV_FULL and D <= TILED_FULL_MAX_D
                             and K < SMALL_K) else NULL
         chunk_sums = <floating *> malloc(2 * D * K * sizeof(floating))
+        fused_acc = <floating *> malloc((K + D) * FUSED_MAX_ROWS * sizeof(floating))
 
         for slot in prange(n_slots, schedule='static'):
             stat = &stats[slot, 0]
@@ -282,6 +290,16 @@ def em_pass(
                     weights_ptr = &sample_weight[start]
                 else:
                     weights_ptr = NULL
+                if fused:
+                    if floating is double:
+                        fastgmm_small_full_chunk_d(n_rows, D, K, &X[start, 0], weights_ptr,
+                                                   &means[0, 0], &prec[0], &log_const[0],
+                                                   fused_acc, stat)
+                    else:
+                        fastgmm_small_full_chunk_f(n_rows, D, K, &X[start, 0], weights_ptr,
+                                                   &means[0, 0], &prec[0], &log_const[0],
+                                                   fused_acc, stat)
+                    continue
                 if has_resp:
                     for i in range(n_rows):
                         for k in range(K):
@@ -316,5 +334,6 @@ def em_pass(
         free(lse)
         free(small_k)
         free(chunk_sums)
+        free(fused_acc)
     free(means_t)
     free(aux_t)
