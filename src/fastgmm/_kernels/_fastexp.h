@@ -44,7 +44,8 @@ static inline double fastgmm_exp(double x)
     memcpy(&shifter_bits, &shifter, sizeof shifter);
     scale_bits = (t_bits - shifter_bits + 1023) << 52;
     memcpy(&scale, &scale_bits, sizeof scale);
-    return x < -708.0 ? 0.0 : p * scale;
+    const double y = p * scale;
+    return x < -708.0 ? 0.0 : y;
 }
 
 /* log(x) for x >= 1 (the sum of max-subtracted exponentials, in [1, K]),
@@ -118,7 +119,8 @@ static inline float fastgmm_expf(float x)
     memcpy(&shifter_bits, &shifter, sizeof shifter);
     scale_bits = (t_bits - shifter_bits + 127) << 23;
     memcpy(&scale, &scale_bits, sizeof scale);
-    return x < floor_arg ? 0.0f : p * scale;
+    const float y = p * scale;
+    return x < floor_arg ? 0.0f : y;
 }
 
 #endif

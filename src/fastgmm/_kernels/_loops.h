@@ -765,14 +765,17 @@ static FASTGMM_FORCE_INLINE void fastgmm_small_full_body_##SUFFIX(              
         for (int k = 0; k < K; k++)                                           \
             for (int t = 0; t < B; t++) mx[t] = wl[k][t] > mx[t] ? wl[k][t] : mx[t]; \
         for (int t = 0; t < B; t++) tot[t] = 0;                               \
-        /* a row whose every entry is -inf is left unshifted: exp gives 0 */  \
+        /* a row whose every entry is -inf is left unshifted: exp gives 0. */ \
+        /* (Selects between values, never around an operation: AVX2 has */    \
+        /* no masked arithmetic, and GCC left such loops scalar there.) */    \
+        for (int t = 0; t < B; t++) mx[t] = mx[t] == -INFINITY ? (T)0 : mx[t]; \
         for (int k = 0; k < K; k++)                                           \
             for (int t = 0; t < B; t++) {                                     \
-                wl[k][t] = EXP(mx[t] == -INFINITY ? wl[k][t] : wl[k][t] - mx[t]); \
+                wl[k][t] = EXP(wl[k][t] - mx[t]);                             \
                 tot[t] += wl[k][t];                                           \
             }                                                                 \
         for (int t = 0; t < B; t++)                                           \
-            inv[t] = tot[t] == 0 ? (T)1 : (T)1 / tot[t];                      \
+            inv[t] = (T)1 / (tot[t] == 0 ? (T)1 : tot[t]);                    \
         if (WEIGHTED) {                                                       \
             /* weight 0 drops the row, even one with lse -inf, and the */     \
             /* padding lanes have weight 0 */                                 \
@@ -780,7 +783,8 @@ static FASTGMM_FORCE_INLINE void fastgmm_small_full_body_##SUFFIX(              
             for (int t = 0; t < B; t++) {                                     \
                 const double lse = (tot[t] == 0 ? -INFINITY : (double)mx[t])  \
                                    + fastgmm_log_ge1((double)tot[t]);         \
-                ll[t] += wt[t] != 0.0 ? wt[t] * lse : 0.0;                    \
+                const double term = wt[t] * lse;                              \
+                ll[t] += wt[t] != 0.0 ? term : 0.0;                           \
             }                                                                 \
         } else {                                                              \
             /* lse = max + log(total): the maxima summed, the totals */       \
