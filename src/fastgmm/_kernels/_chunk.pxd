@@ -40,6 +40,8 @@ cdef extern from "_loops.h":
     void fastgmm_centre_f(int n, int D, const float *X, const float *mu, float *out) noexcept nogil
     void fastgmm_log_density_col_d(int n, int D, const double *Y, double c, int K, double *wlp_col) noexcept nogil
     void fastgmm_log_density_col_f(int n, int D, const float *Y, double c, int K, float *wlp_col) noexcept nogil
+    void fastgmm_log_density_rows_d(int n, int K, const double *c, double *wlp) noexcept nogil
+    void fastgmm_log_density_rows_f(int n, int K, const double *c, float *wlp) noexcept nogil
     void fastgmm_weighted_centre_d(int n, int D, int K, const double *X, const double *mu, const double *resp, double *out, double *s1_chunk) noexcept nogil
     void fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const float *resp, float *out, float *s1_chunk) noexcept nogil
     void fastgmm_diag_rows_d(int n, int K, int D, const double *X, const double *c, const double *p, double *out) noexcept nogil
@@ -229,9 +231,10 @@ cdef inline void weighted_log_prob(
                 fastgmm_diag_rows_d(n_rows, K, D, X, means_t, aux_t, wlp)
             else:
                 fastgmm_diag_rows_f(n_rows, K, D, X, means_t, aux_t, wlp)
-        for i in range(n_rows):
-            for k in range(K):
-                wlp[i * K + k] = log_const[k] - 0.5 * wlp[i * K + k]
+        if floating is double:
+            fastgmm_log_density_rows_d(n_rows, K, log_const, wlp)
+        else:
+            fastgmm_log_density_rows_f(n_rows, K, log_const, wlp)
 
 
 cdef inline floating *transposed_copy(
