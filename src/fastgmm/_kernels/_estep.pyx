@@ -74,7 +74,7 @@ def estimate(
         small_k = <floating *> malloc(CHUNK_SIZE * (K + 2 if K < SMALL_K else 1)
                                       * sizeof(floating))
 
-        for chunk in prange(n_chunks, schedule='static'):
+        for chunk in prange(n_chunks, schedule='dynamic'):
             start = chunk * CHUNK_SIZE
             n_rows = <int> min(<Py_ssize_t> CHUNK_SIZE, n_samples - start)
             weighted_log_prob(
