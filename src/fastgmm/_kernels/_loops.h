@@ -708,6 +708,14 @@ FASTGMM_DEFINE_LOG_NORMALIZE_SMALL(float, fastgmm_expf, f)
 #else
 #define FASTGMM_FORCE_INLINE __forceinline
 #endif
+/* One copy of the body per D = 1..4 (D <= FASTGMM_FUSED_MAX_D). */
+#define FASTGMM_SMALL_FULL_SWITCH(SUFFIX, WEIGHTED)                           \
+    switch (D) {                                                              \
+    case 1: fastgmm_small_full_body_##SUFFIX(1, WEIGHTED, n, K, X, w, mu, U, log_const, buf, stat); break; \
+    case 2: fastgmm_small_full_body_##SUFFIX(2, WEIGHTED, n, K, X, w, mu, U, log_const, buf, stat); break; \
+    case 3: fastgmm_small_full_body_##SUFFIX(3, WEIGHTED, n, K, X, w, mu, U, log_const, buf, stat); break; \
+    default: fastgmm_small_full_body_##SUFFIX(4, WEIGHTED, n, K, X, w, mu, U, log_const, buf, stat); break; \
+    }
 #define FASTGMM_DEFINE_SMALL_FULL(T, EXP, IS_FLOAT, SUFFIX)                     \
 static FASTGMM_FORCE_INLINE void fastgmm_small_full_body_##SUFFIX(              \
     const int D, const int WEIGHTED, int n, int K, const T *__restrict__ X,   \
@@ -869,49 +877,28 @@ static FASTGMM_FORCE_INLINE void fastgmm_small_full_body_##SUFFIX(              
         }                                                                     \
     }                                                                         \
 }                                                                             \
-static inline void fastgmm_small_full_rows_##SUFFIX(                           \
-    int n, int D, int K, const T *__restrict__ X,                             \
-    const double *__restrict__ w, const T *__restrict__ mu,                   \
-    const T *__restrict__ U, const double *__restrict__ log_const,            \
-    T *__restrict__ buf, double *__restrict__ stat)                           \
-{                                                                             \
-    /* D and the weighting constants in each copy: the loops over features */ \
-    /* unroll, and the loops over the block's rows vectorise */               \
-    if (w == NULL) {                                                          \
-        switch (D) {                                                          \
-        case 1: fastgmm_small_full_body_##SUFFIX(1, 0, n, K, X, w, mu, U, log_const, buf, stat); break; \
-        case 2: fastgmm_small_full_body_##SUFFIX(2, 0, n, K, X, w, mu, U, log_const, buf, stat); break; \
-        case 3: fastgmm_small_full_body_##SUFFIX(3, 0, n, K, X, w, mu, U, log_const, buf, stat); break; \
-        default: fastgmm_small_full_body_##SUFFIX(4, 0, n, K, X, w, mu, U, log_const, buf, stat); break; \
-        }                                                                     \
-    } else {                                                                  \
-        switch (D) {                                                          \
-        case 1: fastgmm_small_full_body_##SUFFIX(1, 1, n, K, X, w, mu, U, log_const, buf, stat); break; \
-        case 2: fastgmm_small_full_body_##SUFFIX(2, 1, n, K, X, w, mu, U, log_const, buf, stat); break; \
-        case 3: fastgmm_small_full_body_##SUFFIX(3, 1, n, K, X, w, mu, U, log_const, buf, stat); break; \
-        default: fastgmm_small_full_body_##SUFFIX(4, 1, n, K, X, w, mu, U, log_const, buf, stat); break; \
-        }                                                                     \
-    }                                                                         \
-}
-/* The rows FASTGMM_FUSED_MAX_ROWS at a time (one piece for a chunk of */
-/* CHUNK_SIZE rows); buf: scratch of (K + D) FASTGMM_FUSED_MAX_ROWS entries. */
-#define FASTGMM_DEFINE_SMALL_FULL_CHUNK(T, SUFFIX)                             \
+/* The rows FASTGMM_FUSED_MAX_ROWS at a time (one piece for a chunk of      \
+ * CHUNK_SIZE rows); buf: scratch of (K + D) FASTGMM_FUSED_MAX_ROWS entries. \
+ * D and the weighting are constants in each copy of the body: the loops    \
+ * over features unroll, and the loops over a block's rows vectorise. */    \
 static inline void fastgmm_small_full_chunk_##SUFFIX(                          \
-    int n, int D, int K, const T *__restrict__ X,                             \
-    const double *__restrict__ w, const T *__restrict__ mu,                   \
+    int n_rows, int D, int K, const T *__restrict__ rows,                     \
+    const double *__restrict__ weights, const T *__restrict__ mu,             \
     const T *__restrict__ U, const double *__restrict__ log_const,            \
     T *__restrict__ buf, double *__restrict__ stat)                           \
 {                                                                             \
-    for (int i = 0; i < n; i += FASTGMM_FUSED_MAX_ROWS) {                     \
-        const int m = n - i < FASTGMM_FUSED_MAX_ROWS ? n - i : FASTGMM_FUSED_MAX_ROWS; \
-        fastgmm_small_full_rows_##SUFFIX(m, D, K, X + (size_t)i * D,          \
-                                         w == NULL ? NULL : w + i, mu, U,     \
-                                         log_const, buf, stat);               \
+    for (int i = 0; i < n_rows; i += FASTGMM_FUSED_MAX_ROWS) {                \
+        const int n = n_rows - i < FASTGMM_FUSED_MAX_ROWS                     \
+                      ? n_rows - i : FASTGMM_FUSED_MAX_ROWS;                  \
+        const T *X = rows + (size_t)i * D;                                    \
+        const double *w = weights == NULL ? NULL : weights + i;               \
+        if (w == NULL)                                                        \
+            FASTGMM_SMALL_FULL_SWITCH(SUFFIX, 0)                              \
+        else                                                                  \
+            FASTGMM_SMALL_FULL_SWITCH(SUFFIX, 1)                              \
     }                                                                         \
 }
 FASTGMM_DEFINE_SMALL_FULL(double, fastgmm_exp, 0, d)
 FASTGMM_DEFINE_SMALL_FULL(float, fastgmm_expf, 1, f)
-FASTGMM_DEFINE_SMALL_FULL_CHUNK(double, d)
-FASTGMM_DEFINE_SMALL_FULL_CHUNK(float, f)
 
 #endif
