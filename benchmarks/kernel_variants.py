@@ -20,8 +20,10 @@ from fastgmm._parameters import KernelParams, compute_precision_cholesky, n_slot
 
 CASES = {
     # name: (n_samples, n_features, n_components, covariance_type)
+    "blobs2d": (1_000_000, 2, 3, "full"),     # the fused small-D kernel
     "mid": (200_000, 16, 16, "full"),
     "speech": (500_000, 39, 64, "diag"),
+    "wide": (50_000, 128, 32, "full"),        # BLAS: compare blas_roofline.py
 }
 
 
