@@ -97,11 +97,19 @@ static inline void fastgmm_transpose_##SUFFIX(                                 \
             xt[(size_t)l * n + i] = X[(size_t)i * D + l];                     \
 }
 
+/* Forced inlining: helpers that take or return vector types (so that no
+ * vector crosses a call, passed in memory where the ABI lacks its width),
+ * and the fused small-D kernel's body (one copy per compile-time D). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTGMM_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define FASTGMM_ALWAYS_INLINE __forceinline
+#else
+#define FASTGMM_ALWAYS_INLINE inline
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTGMM_VECTOR_TYPES 1
-/* Helpers that take or return vector types are forced inline, so that no
- * vector crosses a call (passed in memory where the ABI lacks its width). */
-#define FASTGMM_ALWAYS_INLINE inline __attribute__((always_inline))
 /* Kernels on vector types use the machine's own vector width: wider types
  * are lowered to register pairs or quads and spill (with 64-byte vectors,
  * -march=x86-64-v3 ran the diag row kernel 18x and the tiled full kernel
@@ -703,11 +711,6 @@ FASTGMM_DEFINE_LOG_NORMALIZE_SMALL(float, fastgmm_expf, f)
 #define FASTGMM_FUSED_ROWS 16
 #define FASTGMM_FUSED_MAX_D 4
 #define FASTGMM_FUSED_MAX_ROWS 256
-#if defined(__GNUC__) || defined(__clang__)
-#define FASTGMM_FORCE_INLINE inline __attribute__((always_inline))
-#else
-#define FASTGMM_FORCE_INLINE __forceinline
-#endif
 /* One copy of the body per D = 1..4 (D <= FASTGMM_FUSED_MAX_D). */
 #define FASTGMM_SMALL_FULL_SWITCH(SUFFIX, WEIGHTED)                           \
     switch (D) {                                                              \
@@ -717,7 +720,7 @@ FASTGMM_DEFINE_LOG_NORMALIZE_SMALL(float, fastgmm_expf, f)
     default: fastgmm_small_full_body_##SUFFIX(4, WEIGHTED, n, K, X, w, mu, U, log_const, buf, stat); break; \
     }
 #define FASTGMM_DEFINE_SMALL_FULL(T, EXP, IS_FLOAT, SUFFIX)                     \
-static FASTGMM_FORCE_INLINE void fastgmm_small_full_body_##SUFFIX(              \
+static FASTGMM_ALWAYS_INLINE void fastgmm_small_full_body_##SUFFIX(             \
     const int D, const int WEIGHTED, int n, int K, const T *__restrict__ X,   \
     const double *__restrict__ w, const T *__restrict__ mu,                   \
     const T *__restrict__ U, const double *__restrict__ log_const,            \
@@ -756,7 +759,6 @@ static FASTGMM_FORCE_INLINE void fastgmm_small_full_body_##SUFFIX(              
         }                                                                     \
         T x[FASTGMM_FUSED_MAX_D][B], wl[FASTGMM_SMALL_K][B];                   \
         T mx[B], tot[B], inv[B];                                              \
-        double wt[B];                                                         \
         for (int t = 0; t < B; t++) {                                         \
             _Pragma("GCC unroll 4")                                           \
             for (int l = 0; l < D; l++) x[l][t] = src[t * D + l];             \
@@ -799,12 +801,11 @@ static FASTGMM_FORCE_INLINE void fastgmm_small_full_body_##SUFFIX(              
         if (WEIGHTED) {                                                       \
             /* weight 0 drops the row, even one with lse -inf, and the */     \
             /* padding lanes have weight 0 */                                 \
-            for (int t = 0; t < B; t++) wt[t] = wsrc[t];                      \
             for (int t = 0; t < B; t++) {                                     \
                 const double lse = (tot[t] == 0 ? -INFINITY : (double)mx[t])  \
                                    + fastgmm_log_ge1((double)tot[t]);         \
-                const double term = wt[t] * lse;                              \
-                ll[t] += wt[t] != 0.0 ? term : 0.0;                           \
+                const double term = wsrc[t] * lse;                            \
+                ll[t] += wsrc[t] != 0.0 ? term : 0.0;                         \
             }                                                                 \
         } else {                                                              \
             /* lse = max + log(total): the maxima summed, the totals */       \
@@ -825,7 +826,7 @@ static FASTGMM_FORCE_INLINE void fastgmm_small_full_body_##SUFFIX(              
             for (int t = 0; t < B; t++) {                                     \
                 T r = wl[k][t] * inv[t];                                      \
                 if (WEIGHTED) {                                               \
-                    r = (T)((double)r * wt[t]);                               \
+                    r = (T)((double)r * wsrc[t]);                             \
                     if (IS_FLOAT) r = r < (T)1e-30 ? (T)0 : r; /* no float32 denormal */ \
                 }                                                             \
                 rk[t] = r;                                                    \

@@ -231,7 +231,7 @@ def em_pass(
     cdef double *stat
     cdef double ll
     cdef floating *chunk_sums
-    cdef floating *fused_acc
+    cdef floating *fused_buf
     cdef bint fused
     cdef const floating *tied_center_ptr = NULL
     cdef floating *means_t = NULL
@@ -261,7 +261,7 @@ def em_pass(
     # Few features and components, full covariance: one fused kernel per
     # chunk (_loops.h, small_full_chunk).
     fused = (cov_type == COV_FULL and D <= FUSED_MAX_D and K < SMALL_K
-                       and not has_resp)
+             and not has_resp)
 
     with nogil, parallel(num_threads=n_threads):
         buf1 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
@@ -277,7 +277,9 @@ def em_pass(
         wlp_t = small_k if (cov_type == COV_FULL and D <= TILED_FULL_MAX_D
                             and K < SMALL_K) else NULL
         chunk_sums = <floating *> malloc(2 * D * K * sizeof(floating))
-        fused_acc = <floating *> malloc((K + D) * FUSED_MAX_ROWS * sizeof(floating))
+        # the fused kernel's scratch: its rows and responsibilities
+        fused_buf = <floating *> malloc(((K + D) * FUSED_MAX_ROWS if fused else 1)
+                                        * sizeof(floating))
 
         # Dynamic: a thread that finishes its slot takes the next one, so a
         # core shared with another process slows the pass less (speech, 2
@@ -298,11 +300,11 @@ def em_pass(
                     if floating is double:
                         fastgmm_small_full_chunk_d(n_rows, D, K, &X[start, 0], weights_ptr,
                                                    &means[0, 0], &prec[0], &log_const[0],
-                                                   fused_acc, stat)
+                                                   fused_buf, stat)
                     else:
                         fastgmm_small_full_chunk_f(n_rows, D, K, &X[start, 0], weights_ptr,
                                                    &means[0, 0], &prec[0], &log_const[0],
-                                                   fused_acc, stat)
+                                                   fused_buf, stat)
                     continue
                 if has_resp:
                     for i in range(n_rows):
@@ -338,6 +340,6 @@ def em_pass(
         free(lse)
         free(small_k)
         free(chunk_sums)
-        free(fused_acc)
+        free(fused_buf)
     free(means_t)
     free(aux_t)
