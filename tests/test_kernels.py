@@ -254,6 +254,22 @@ def test_em_pass_many_components_matches_reference(dtype, covariance_type, D, K,
     check_stats(stats, kp, X, params, covariance_type, sample_weight=sw)
 
 
+# Full covariance with D <= 4 and K < 8 runs one fused kernel, compiled once
+# per D (1 to 4) and weighting: every copy, up to the largest K it takes,
+# with a partial last block of rows (1000 = 3 chunks + 232 rows).
+@pytest.mark.parametrize("mode", ["unweighted", "zeros"])
+@pytest.mark.parametrize("K", [2, 7])
+@pytest.mark.parametrize("D", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_em_pass_fused_small_full_matches_reference(dtype, D, K, mode):
+    rng = np.random.default_rng([D, K, len(mode), 11])
+    params = random_params(rng, "full", K, D, dtype)
+    X = random_data(rng, params[1], 1000, dtype)
+    sw = _weights(rng, mode, 1000)
+    stats, kp = run_em_pass(X, params, "full", sample_weight=sw)
+    check_stats(stats, kp, X, params, "full", sample_weight=sw)
+
+
 @pytest.mark.parametrize("n_slots", [1, 3, 7])
 @pytest.mark.parametrize("D", [3, D_TILED, D_TRMM, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
