@@ -29,7 +29,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-HELPERS = ["_openmp_helpers", "_cpu"]   # always built for the baseline
+HELPERS = ["_openmp_helpers", "_cpu", "_columns"]   # always built for the baseline
 KERNELS = ["_suffstats", "_estep"]      # built for FASTGMM_ARCH
 # FASTGMM_ARCH=dispatch on x86-64 adds these variants, each built from a
 # checked-in stub (`<kernel>_<suffix>.pyx`) that includes the kernel's source.
@@ -136,6 +136,12 @@ class BuildExtWithOpenMP(build_ext):
                 # never unmask floating-point traps; no result changes (the
                 # tests' bitwise checks across builds).
                 ext.extra_compile_args += ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+                if role == "helper":
+                    # _columns reproduces numpy's rounding step by step: no
+                    # FMA contraction (clang and GCC contract by default on
+                    # targets with FMA, e.g. arm64). MSVC does not contract
+                    # unless told (/fp:contract).
+                    ext.extra_compile_args += ["-ffp-contract=off"]
             ext.extra_compile_args += ext_flags
             ext.define_macros.append(("FASTGMM_BUILD_ARCH", f'"{ext_arch}"'))
         super().build_extensions()

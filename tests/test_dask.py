@@ -177,6 +177,36 @@ def test_sampled_inits_reach_the_in_memory_optimum(threads, small_sample, covari
                                    atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sampled_kmeans_assigns_rows_to_the_kmeans_centres(threads, small_sample, monkeypatch,
+                                                           dtype):
+    # The sample's k-means centres decide every row's component; each
+    # component's statistics are shifted by one of its sampled rows. (The
+    # shifted centres once overwrote the k-means ones, so rows went to the
+    # nearest of those sampled rows instead.)
+    X, _ = make_mixture(2000, 2, 3, seed=3, scale=8.0)
+    results, specs = [], []
+    real_kmeans, real_statistics = _dask.kmeans, _dask.DaskData._statistics
+
+    def recording_kmeans(*args, **kwargs):
+        results.append(real_kmeans(*args, **kwargs))
+        return results[-1]
+
+    def recording_statistics(self, spec):
+        specs.append(spec)
+        return real_statistics(self, spec)
+
+    monkeypatch.setattr(_dask, "kmeans", recording_kmeans)
+    monkeypatch.setattr(_dask.DaskData, "_statistics", recording_statistics)
+    GaussianMixture(3, init_params="kmeans", max_iter=0, random_state=0).fit(
+        da.from_array(X.astype(dtype), chunks=(450, 2)))
+    (labels, centres), = results
+    kind, rule_centres = specs[0].resp_rule
+    assert kind == "nearest"
+    np.testing.assert_array_equal(rule_centres, centres.astype(np.float64))
+    assert not np.array_equal(specs[0].centers, centres)
+
+
 def test_one_hot_rows_statistics_equal_in_memory(threads, small_sample):
     # The tied initialisation from chosen rows sums every block, one-hot on those rows.
     from fastgmm._initialization import _one_hot_blocks, _stats_of_given_resp

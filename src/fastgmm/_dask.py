@@ -29,11 +29,11 @@ import math
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.cluster import kmeans_plusplus
 from sklearn.metrics import pairwise_distances_argmin
 
 from fastgmm import _parameters as P
-from fastgmm._initialization import _block_rows, _stats_of_given_resp
+from fastgmm._initialization import _block_rows, _stats_of_given_resp, kmeans
 from fastgmm._kernels._dispatch import em_pass, estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import stat_size
@@ -408,13 +408,14 @@ class DaskData:
             size = self.n_sample_rows
         indices, rows, weights = self._sample(size, entropy, weighted)
         if init_params == "kmeans":
-            kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-            labels = kmeans.fit(rows).labels_
-            # Shift each cluster by one of its sampled points (near its mean).
-            centers = np.asarray(kmeans.cluster_centers_, dtype=dtype)
+            labels, kmeans_centers = kmeans(np.ascontiguousarray(rows), n_components,
+                                            random_state)
+            # Shift each cluster by one of its sampled points (near its mean);
+            # a copy: the rule below assigns rows to the k-means centres.
+            centers = np.array(kmeans_centers, dtype=dtype)
             present, first = np.unique(labels, return_index=True)
             centers[present] = rows[first]
-            rule = ("nearest", np.asarray(kmeans.cluster_centers_, dtype=np.float64))
+            rule = ("nearest", np.asarray(kmeans_centers, dtype=np.float64))
             sample_mean = rows.mean(axis=0, dtype=np.float64).astype(dtype)
             return self._statistics(spec(rule, centers, sample_mean)), centers, sample_mean
         if init_params == "k-means++":
