@@ -538,3 +538,21 @@ def test_asv_common_uses_the_package_recipe():
     p1 = module.fixed_work_params(X1, 4, "diag", rng1, 5)
     p2 = _bench.fixed_work_params(X2, 4, "diag", rng2, 5)
     np.testing.assert_array_equal(p1["means_init"], p2["means_init"])
+
+
+def test_thread_scaling_script_runs_and_rejects_bad_counts(tmp_path):
+    script = REPO / "benchmarks" / "thread_scaling.py"
+    if not script.exists():
+        pytest.skip("not running from a source tree")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--cases", "blobs2d", "--threads", "2,1",
+         "--scale", "0.001", "--repeats", "3", "--iters", "1", "--markdown"],
+        env=_env(), capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| blobs2d")]
+    assert [row.split("|")[7].strip() for row in rows] == ["2", "1"]
+    assert rows[0].split("|")[9].strip() == "1.00x"     # speed-up against the first count
+    for bad in (["--threads", "0,2"], ["--threads", "one"], ["--cases", "nope"]):
+        proc = subprocess.run([sys.executable, str(script), *bad], env=_env(),
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert proc.returncode == 2 and "error:" in proc.stderr
