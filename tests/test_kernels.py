@@ -270,6 +270,29 @@ def test_em_pass_fused_small_full_matches_reference(dtype, D, K, mode):
     check_stats(stats, kp, X, params, "full", sample_weight=sw)
 
 
+# Far-apart components in many dimensions: most responsibilities underflow to
+# exactly 0, and the BLAS path (D > TILED_FULL_MAX_FEATURES) leaves those
+# rows out of each component's syrk. Chunks where a component has every row,
+# some rows, or none (the sorted labels give all three), plus zero weights.
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_em_pass_full_blas_exact_zero_responsibilities(dtype, weighted):
+    rng = np.random.default_rng([17, weighted])
+    K, D, N = 5, D_BLAS, 3 * CHUNK_ROWS + 50
+    params = random_params(rng, "full", K, D, dtype)
+    means = rng.normal(scale=6.0, size=(K, D)).astype(dtype).astype(np.float64)
+    params = (params[0], means, params[2])
+    labels = np.sort(rng.integers(K, size=N))
+    X = means[labels] + 0.3 * rng.normal(size=(N, D))
+    X[::37] = (means[labels[::37]] + means[(labels[::37] + 1) % K]) / 2  # shared by two
+    X = np.ascontiguousarray(X, dtype=dtype)
+    sw = _weights(rng, "zeros", N) if weighted else None
+    resp = ref.e_step(X, *params, "full")["resp"]
+    assert (resp == 0).mean() > 0.5 and ((resp > 0).sum(axis=1) > 1).any()
+    stats, kp = run_em_pass(X, params, "full", sample_weight=sw)
+    check_stats(stats, kp, X, params, "full", sample_weight=sw)
+
+
 @pytest.mark.parametrize("n_slots", [1, 3, 7])
 @pytest.mark.parametrize("D", [3, D_TILED, D_TRMM, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)

@@ -42,8 +42,8 @@ cdef extern from "_loops.h":
     void fastgmm_log_density_col_f(int n, int D, const float *Y, double c, int K, float *wlp_col) noexcept nogil
     void fastgmm_log_density_rows_d(int n, int K, const double *c, double *wlp) noexcept nogil
     void fastgmm_log_density_rows_f(int n, int K, const double *c, float *wlp) noexcept nogil
-    void fastgmm_weighted_centre_d(int n, int D, int K, const double *X, const double *mu, const double *resp, double *out, double *s1_chunk) noexcept nogil
-    void fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const float *resp, float *out, float *s1_chunk) noexcept nogil
+    int fastgmm_weighted_centre_d(int n, int D, int K, const double *X, const double *mu, const double *resp, double *out, double *s1_chunk) noexcept nogil
+    int fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const float *resp, float *out, float *s1_chunk) noexcept nogil
     void fastgmm_diag_rows_d(int n, int K, int D, const double *X, const double *c, const double *p, double *out) noexcept nogil
     void fastgmm_diag_rows_f(int n, int K, int D, const float *X, const float *c, const float *p, float *out) noexcept nogil
     void fastgmm_resp_column_d(int n, int stride, const double *resp, double *out) noexcept nogil

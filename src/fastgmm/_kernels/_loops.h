@@ -344,23 +344,33 @@ static inline void fastgmm_log_density_rows_##SUFFIX(                          \
         for (int k = 0; k < K; k++) row[k] = (T)(c[k] - 0.5 * (double)row[k]); \
     }                                                                         \
 }                                                                             \
-static inline void fastgmm_weighted_centre_##SUFFIX(                           \
+/* Rows with a responsibility of exactly 0 (an exp that underflowed: common \
+ * when clusters are far apart in many dimensions) add exactly nothing to  \
+ * S1 and S2, so they are left out: `out` holds only the others, packed,   \
+ * and their count is returned; syrk then runs on those rows alone. The    \
+ * sums keep their order over the remaining rows (at most the sign of an   \
+ * exact zero could differ from summing the zeros too). */                 \
+static inline int fastgmm_weighted_centre_##SUFFIX(                            \
     int n, int D, int K, const T *__restrict__ X, const T *__restrict__ mu,   \
     const T *__restrict__ resp, T *__restrict__ out,                          \
     T *__restrict__ s1_chunk)                                                 \
 {                                                                             \
+    int m = 0;                                                                \
     for (int j = 0; j < D; j++) s1_chunk[j] = 0;                              \
     for (int i = 0; i < n; i++) {                                             \
         const T r = resp[(size_t)i * K];                                      \
+        if (r == 0) continue;                                                 \
         const T w = (T)sqrt((double)r);                                       \
         const T *__restrict__ x = X + (size_t)i * D;                          \
-        T *__restrict__ o = out + (size_t)i * D;                              \
+        T *__restrict__ o = out + (size_t)m * D;                              \
         for (int j = 0; j < D; j++) {                                         \
             const T d = x[j] - mu[j];                                         \
             s1_chunk[j] += r * d;                                             \
             o[j] = w * d;                                                     \
         }                                                                     \
+        m++;                                                                  \
     }                                                                         \
+    return m;                                                                 \
 }
 
 

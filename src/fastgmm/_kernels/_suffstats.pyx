@@ -97,7 +97,7 @@ cdef void _accumulate_chunk(
     floating *chunk_sums,       # SCRATCH 2 x D x K (diag only)
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
 ) noexcept nogil:
-    cdef int i, j, k
+    cdef int i, j, k, m
     cdef double r, w
     cdef floating *s1_t
     cdef floating *s2_t
@@ -147,13 +147,16 @@ cdef void _accumulate_chunk(
             s2_k = s2 + k * packed
             # buf1: the sqrt(r)-scaled centred chunk for syrk; the chunk's
             # S1 in the data's dtype in buf2, added to the slot once.
+            # Only the rows with a nonzero responsibility are kept (packed).
             if floating is double:
-                fastgmm_weighted_centre_d(n_rows, D, K, X, mu, resp + k, buf1, buf2)
+                m = fastgmm_weighted_centre_d(n_rows, D, K, X, mu, resp + k, buf1, buf2)
             else:
-                fastgmm_weighted_centre_f(n_rows, D, K, X, mu, resp + k, buf1, buf2)
+                m = fastgmm_weighted_centre_f(n_rows, D, K, X, mu, resp + k, buf1, buf2)
+            if m == 0:
+                continue
             for j in range(D):
                 s1[k * D + j] += buf2[j]
-            _add_gram_packed(n_rows, D, buf1, s2_partial, s2_k)
+            _add_gram_packed(m, D, buf1, s2_partial, s2_k)
     elif cov_type == COV_TIED:
         if floating is double:
             fastgmm_centred_sums_d(n_rows, K, D, X, resp, means, s1)
