@@ -271,16 +271,19 @@ def test_em_pass_fused_small_full_matches_reference(dtype, D, K, mode):
 
 
 # Far-apart components in many dimensions: most responsibilities underflow to
-# exactly 0, and the BLAS path (D > TILED_FULL_MAX_FEATURES) leaves those
-# rows out of each component's syrk. Chunks where a component has every row,
-# some rows, or none (the sorted labels give all three), plus zero weights.
+# exactly 0, and the full kernels leave those rows out (D > TILED_FULL_MAX_
+# FEATURES: of each component's syrk; below, a component left with at most
+# half a chunk has its rows packed and summed apart). Chunks where a
+# component has every row, some rows, or none (the sorted labels give all
+# three), plus zero weights. K = 9 keeps D = 3 off the fused small-D kernel.
 @pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("D", [3, D_TILED, D_TRMM, TILED_FULL_MAX_FEATURES, D_BLAS])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_em_pass_full_blas_exact_zero_responsibilities(dtype, weighted):
-    rng = np.random.default_rng([17, weighted])
-    K, D, N = 5, D_BLAS, 3 * CHUNK_ROWS + 50
+def test_em_pass_full_exact_zero_responsibilities(dtype, D, weighted):
+    rng = np.random.default_rng([17, D, weighted])
+    K, N = 9, 3 * CHUNK_ROWS + 50
     params = random_params(rng, "full", K, D, dtype)
-    means = rng.normal(scale=6.0, size=(K, D)).astype(dtype).astype(np.float64)
+    means = rng.normal(scale=60.0 / np.sqrt(D), size=(K, D)).astype(dtype).astype(np.float64)
     params = (params[0], means, params[2])
     labels = np.sort(rng.integers(K, size=N))
     X = means[labels] + 0.3 * rng.normal(size=(N, D))

@@ -48,6 +48,10 @@ cdef extern from "_loops.h":
     void fastgmm_diag_rows_f(int n, int K, int D, const float *X, const float *c, const float *p, float *out) noexcept nogil
     void fastgmm_resp_column_d(int n, int stride, const double *resp, double *out) noexcept nogil
     void fastgmm_resp_column_f(int n, int stride, const float *resp, float *out) noexcept nogil
+    int fastgmm_pack_rows_d(int n, int D, int stride, const double *resp, const double *X, const double *mu, int max_m, size_t room, double *r_out, double *d_out) noexcept nogil
+    int fastgmm_pack_rows_f(int n, int D, int stride, const float *resp, const float *X, const float *mu, int max_m, size_t room, float *r_out, float *d_out) noexcept nogil
+    void fastgmm_moments_packed_d(int m, int D, const double *d, const double *r, double *s1, double *s2) noexcept nogil
+    void fastgmm_moments_packed_f(int m, int D, const float *d, const float *r, double *s1, double *s2) noexcept nogil
     void fastgmm_tri_maha_d(int n, int D, const double *xt, const double *mu, const double *U, double *d, double *maha) noexcept nogil
     void fastgmm_tri_maha_f(int n, int D, const float *xt, const float *mu, const float *U, float *d, float *maha) noexcept nogil
     void fastgmm_tri_moments_d(int n, int D, const double *xt, const double *mu, const double *r, double *d, double *e, double *s1, double *s2) noexcept nogil
@@ -70,6 +74,39 @@ cdef inline void resp_column(
         fastgmm_resp_column_d(n, stride, resp, out)
     else:
         fastgmm_resp_column_f(n, stride, resp, out)
+
+
+cdef inline int pack_rows(
+    int n,                      # IN
+    int D,                      # IN
+    int stride,                 # IN
+    const floating *resp,       # IN  n entries, `stride` apart
+    const floating *X,          # IN  n x D, the chunk's rows
+    const floating *mu,         # IN  D, the component's shift
+    int max_m,                  # IN  pack at most this many rows
+    size_t room,                # IN  entries d_out can hold
+    floating *r_out,            # OUT m (when the result m > 0)
+    floating *d_out,            # OUT m x D padded to whole vectors (same)
+) noexcept nogil:
+    """m > 0 rows packed, 0 (no row has a responsibility), or -1 (not packed)."""
+    if floating is double:
+        return fastgmm_pack_rows_d(n, D, stride, resp, X, mu, max_m, room, r_out, d_out)
+    else:
+        return fastgmm_pack_rows_f(n, D, stride, resp, X, mu, max_m, room, r_out, d_out)
+
+
+cdef inline void moments_packed(
+    int m,                      # IN
+    int D,                      # IN
+    const floating *d,          # IN  m packed centred rows (from pack_rows)
+    const floating *r,          # IN  m
+    double *s1,                 # INOUT D
+    double *s2,                 # INOUT D (D + 1) / 2, packed lower triangle
+) noexcept nogil:
+    if floating is double:
+        fastgmm_moments_packed_d(m, D, d, r, s1, s2)
+    else:
+        fastgmm_moments_packed_f(m, D, d, r, s1, s2)
 
 
 cdef inline void column_sums(

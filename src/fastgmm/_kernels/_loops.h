@@ -618,6 +618,115 @@ static inline void fastgmm_resp_column_##SUFFIX(                               \
 FASTGMM_DEFINE_RESP_COLUMN(double, d)
 FASTGMM_DEFINE_RESP_COLUMN(float, f)
 
+/* One component's rows with a responsibility other than exactly 0 (an exp
+ * that underflowed adds exactly nothing to its moments). Returns their
+ * count m when it is 0, or when it is at most max_m and their centred rows
+ * fit in d_out (capacity: `room` entries of T): then their responsibilities
+ * are in r_out[0, m) and their rows d = x - mu in d_out, m rows of
+ * FASTGMM_PADDED_D(D, T) entries (the padding set to 0: never summed into
+ * the statistics, but no stale values in the lanes). Otherwise returns -1
+ * and writes nothing. A chunk has at most FASTGMM_PACK_MAX_ROWS rows
+ * (CHUNK_SIZE); a longer one is never packed. */
+#define FASTGMM_PACK_MAX_ROWS 256
+#ifdef FASTGMM_VECTOR_TYPES
+#define FASTGMM_LANES(T) ((int)(FASTGMM_VBYTES / sizeof(T)))
+#else
+#define FASTGMM_LANES(T) 1
+#endif
+#define FASTGMM_PADDED_D(D, T) (((D) + FASTGMM_LANES(T) - 1) / FASTGMM_LANES(T) * FASTGMM_LANES(T))
+#define FASTGMM_DEFINE_PACK_ROWS(T, SUFFIX)                                    \
+static inline int fastgmm_pack_rows_##SUFFIX(                                  \
+    int n, int D, int stride, const T *__restrict__ resp,                     \
+    const T *__restrict__ X, const T *__restrict__ mu, int max_m,             \
+    size_t room, T *__restrict__ r_out, T *__restrict__ d_out)                \
+{                                                                             \
+    int kept[FASTGMM_PACK_MAX_ROWS];                                          \
+    const int Dp = FASTGMM_PADDED_D(D, T);                                    \
+    int m = 0;                                                                \
+    if (n > FASTGMM_PACK_MAX_ROWS) return -1;                                 \
+    for (int i = 0; i < n; i++)                                               \
+        if (resp[(size_t)i * stride] != 0) kept[m++] = i;                     \
+    if (m == 0) return 0;                                                     \
+    if (m > max_m || (size_t)m * Dp > room) return -1;                        \
+    for (int c = 0; c < m; c++) {                                             \
+        r_out[c] = resp[(size_t)kept[c] * stride];                            \
+        const T *__restrict__ x = X + (size_t)kept[c] * D;                    \
+        T *__restrict__ o = d_out + (size_t)c * Dp;                           \
+        for (int l = 0; l < D; l++) o[l] = x[l] - mu[l];                      \
+        for (int l = D; l < Dp; l++) o[l] = 0;                                \
+    }                                                                         \
+    return m;                                                                 \
+}
+FASTGMM_DEFINE_PACK_ROWS(double, d)
+FASTGMM_DEFINE_PACK_ROWS(float, f)
+
+/* The moments of a few packed centred rows (d: m x Dp, from pack_rows):
+ * s1[a] += sum_c r_c d_ca;  s2[a, b] += sum_c (r_c d_ca) d_cb (b <= a, s2
+ * packed as moments_rows'). For the few rows a component keeps in a chunk
+ * when its other responsibilities underflowed. Four rows a of S2 at a time
+ * against one vector of columns b, summed over the m rows in registers
+ * (no reduction across lanes, nothing stored until the end); the sums run
+ * over the rows in order, in T, and are added to the float64 statistics. */
+#ifdef FASTGMM_VECTOR_TYPES
+#define FASTGMM_DEFINE_PACKED_MOMENTS(T, V, SUFFIX)                            \
+static inline void fastgmm_moments_packed_##SUFFIX(                            \
+    int m, int D, const T *__restrict__ d, const T *__restrict__ r,           \
+    double *__restrict__ s1, double *__restrict__ s2)                         \
+{                                                                             \
+    const int W = FASTGMM_LANES(T), Dp = FASTGMM_PADDED_D(D, T);              \
+    for (int j = 0; j < Dp; j += W) {                                         \
+        V t = {0};                                                            \
+        for (int c = 0; c < m; c++)                                           \
+            t += r[c] * fastgmm_load_##SUFFIX(d + (size_t)c * Dp + j);        \
+        for (int l = 0; l < W && j + l < D; l++) s1[j + l] += t[l];           \
+    }                                                                         \
+    for (int a0 = 0; a0 < D; a0 += 4) {                                       \
+        const int a1 = a0 + 1 < D ? a0 + 1 : a0;                              \
+        const int a2 = a0 + 2 < D ? a0 + 2 : a0;                              \
+        const int a3 = a0 + 3 < D ? a0 + 3 : a0;                              \
+        for (int j = 0; j <= a3; j += W) {                                    \
+            V c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};                         \
+            for (int c = 0; c < m; c++) {                                     \
+                const T *row = d + (size_t)c * Dp;                            \
+                const V dv = fastgmm_load_##SUFFIX(row + j);                  \
+                const T rc = r[c];                                            \
+                c0 += (rc * row[a0]) * dv; c1 += (rc * row[a1]) * dv;         \
+                c2 += (rc * row[a2]) * dv; c3 += (rc * row[a3]) * dv;         \
+            }                                                                 \
+            const int as[4] = {a0, a1, a2, a3};                               \
+            for (int q = 0; q < 4 && a0 + q < D; q++) {                       \
+                const int a = as[q];                                          \
+                const V cq = q == 0 ? c0 : q == 1 ? c1 : q == 2 ? c2 : c3;    \
+                for (int l = 0; l < W && j + l <= a; l++)                     \
+                    s2[a * (a + 1) / 2 + j + l] += cq[l];                     \
+            }                                                                 \
+        }                                                                     \
+    }                                                                         \
+}
+FASTGMM_DEFINE_PACKED_MOMENTS(double, fastgmm_nvd, d)
+FASTGMM_DEFINE_PACKED_MOMENTS(float, fastgmm_nvf, f)
+#else
+/* Without vector types (MSVC): one row of S2 at a time, same sums. */
+#define FASTGMM_DEFINE_PACKED_MOMENTS_PLAIN(T, SUFFIX)                         \
+static inline void fastgmm_moments_packed_##SUFFIX(                            \
+    int m, int D, const T *d, const T *r, double *s1, double *s2)             \
+{                                                                             \
+    for (int a = 0; a < D; a++) {                                             \
+        T t = 0;                                                              \
+        for (int c = 0; c < m; c++) t += r[c] * d[(size_t)c * D + a];         \
+        s1[a] += t;                                                           \
+        for (int b = 0; b <= a; b++) {                                        \
+            T u = 0;                                                          \
+            for (int c = 0; c < m; c++)                                       \
+                u += (r[c] * d[(size_t)c * D + a]) * d[(size_t)c * D + b];    \
+            s2[a * (a + 1) / 2 + b] += u;                                     \
+        }                                                                     \
+    }                                                                         \
+}
+FASTGMM_DEFINE_PACKED_MOMENTS_PLAIN(double, d)
+FASTGMM_DEFINE_PACKED_MOMENTS_PLAIN(float, f)
+#endif
+
 /* out[k] += sum_i resp[i, k] (resp: n x K, row-major), summed in double. Few
  * components: one SIMD reduction down each column; many: rows of K,
  * vectorised across k. */

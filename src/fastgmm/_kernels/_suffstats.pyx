@@ -29,7 +29,7 @@ from libc.stdlib cimport malloc, free
 from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
     CHUNK_SIZE, SMALL_K, COV_FULL, COV_TIED, COV_DIAG,
-    weighted_log_prob, log_normalize_rows, resp_column, transposed_copy, check_model,
+    weighted_log_prob, log_normalize_rows, resp_column, pack_rows, moments_packed, transposed_copy, check_model,
     fastgmm_diag_moments_d, fastgmm_diag_moments_f, fastgmm_centred_sums_d, fastgmm_centred_sums_f,
     ROWWISE_FULL_D, TRMM_MIN_D, TILED_FULL_MAX_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
     fastgmm_tri_moments_d, fastgmm_tri_moments_f,
@@ -124,8 +124,22 @@ cdef void _accumulate_chunk(
         # Feature-major chunk in buf1; per component, its responsibilities
         # gathered contiguous at the head of buf2, the centred chunk after
         # (and, for the tiled kernel, the weighted one in buf3).
+        #
+        # Rows whose responsibility is exactly 0 add nothing. When at most
+        # half the chunk is left for a component (and fits in buf3), its
+        # rows are packed there, centred and padded to whole vectors, their
+        # responsibilities at the head of buf2, and summed by moments_packed;
+        # with none left, the component is skipped. The sums keep a fixed
+        # order either way.
         transpose_chunk(X, n_rows, D, buf1)
         for k in range(K):
+            m = pack_rows(n_rows, D, K, resp + k, X, means + k * D, n_rows // 2,
+                          CHUNK_SIZE * (D + 2), buf2, buf3)
+            if m == 0:
+                continue
+            if m > 0:
+                moments_packed(m, D, buf3, buf2, s1 + k * D, s2 + k * packed)
+                continue
             resp_column(n_rows, K, resp + k, buf2)
             if D <= ROWWISE_FULL_D:
                 if floating is double:
