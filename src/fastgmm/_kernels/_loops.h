@@ -684,7 +684,9 @@ static inline void fastgmm_moments_packed_##SUFFIX(                            \
         const int a1 = a0 + 1 < D ? a0 + 1 : a0;                              \
         const int a2 = a0 + 2 < D ? a0 + 2 : a0;                              \
         const int a3 = a0 + 3 < D ? a0 + 3 : a0;                              \
-        for (int j = 0; j <= a3; j += W) {                                    \
+        /* columns up to the block's last real row (a3 may be a stand-in) */  \
+        const int a_last = a0 + 3 < D ? a0 + 3 : D - 1;                       \
+        for (int j = 0; j <= a_last; j += W) {                                \
             V c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};                         \
             for (int c = 0; c < m; c++) {                                     \
                 const T *row = d + (size_t)c * Dp;                            \
