@@ -408,8 +408,7 @@ class DaskData:
             size = self.n_sample_rows
         indices, rows, weights = self._sample(size, entropy, weighted)
         if init_params == "kmeans":
-            labels, kmeans_centers = kmeans(np.ascontiguousarray(rows), n_components,
-                                            random_state)
+            labels, kmeans_centers = kmeans(rows, n_components, random_state)
             # Shift each cluster by one of its sampled points (near its mean);
             # a copy: the rule below assigns rows to the k-means centres.
             centers = np.array(kmeans_centers, dtype=dtype)

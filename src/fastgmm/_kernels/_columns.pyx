@@ -7,6 +7,8 @@ those steps and must get the same bits. numpy takes 50 ms for both on
 compiler's baseline and without floating-point contraction (see _columns.h).
 """
 
+from cython cimport floating
+
 import numpy as np
 
 cdef extern from "_columns.h":
@@ -16,32 +18,28 @@ cdef extern from "_columns.h":
                                   float *mean, float *var) noexcept nogil
 
 
+cdef void _fill(const floating[:, ::1] X, floating[::1] mean, floating[::1] var) noexcept:
+    with nogil:
+        if floating is double:
+            fastgmm_column_moments_d(&X[0, 0], X.shape[0], X.shape[1], &mean[0], &var[0])
+        else:
+            fastgmm_column_moments_f(&X[0, 0], X.shape[0], X.shape[1], &mean[0], &var[0])
+
+
 def column_moments(X):
     """(mean, var) of a C-contiguous float32/float64 (N, D) array, N >= 1, D >= 2.
 
     Bitwise equal to (X.mean(axis=0), X.var(axis=0)) as long as numpy sums
     over axis 0 row by row; `fastgmm._initialization` checks that once.
     """
-    cdef const double[:, ::1] xd
-    cdef const float[:, ::1] xf
-    cdef double[::1] md, vd
-    cdef float[::1] mf, vf
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 2:
         raise ValueError(f"column_moments needs an (N >= 1, D >= 2) array, got shape {X.shape}")
+    if X.dtype != np.float64 and X.dtype != np.float32:
+        raise TypeError(f"column_moments needs float32 or float64, got {X.dtype}")
     mean = np.empty(X.shape[1], dtype=X.dtype)
     var = np.empty(X.shape[1], dtype=X.dtype)
     if X.dtype == np.float64:
-        xd = X
-        md = mean
-        vd = var
-        with nogil:
-            fastgmm_column_moments_d(&xd[0, 0], xd.shape[0], xd.shape[1], &md[0], &vd[0])
-    elif X.dtype == np.float32:
-        xf = X
-        mf = mean
-        vf = var
-        with nogil:
-            fastgmm_column_moments_f(&xf[0, 0], xf.shape[0], xf.shape[1], &mf[0], &vf[0])
+        _fill[double](X, mean, var)
     else:
-        raise TypeError(f"column_moments needs float32 or float64, got {X.dtype}")
+        _fill[float](X, mean, var)
     return mean, var

@@ -98,6 +98,7 @@ cdef void _accumulate_chunk(
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
 ) noexcept nogil:
     cdef int i, j, k, m
+    cdef bint transposed
     cdef double r, w
     cdef floating *s1_t
     cdef floating *s2_t
@@ -130,8 +131,9 @@ cdef void _accumulate_chunk(
         # rows are packed there, centred and padded to whole vectors, their
         # responsibilities at the head of buf2, and summed by moments_packed;
         # with none left, the component is skipped. The sums keep a fixed
-        # order either way.
-        transpose_chunk(X, n_rows, D, buf1)
+        # order either way. The chunk is transposed only once a component
+        # needs it (with far-apart components, often none does).
+        transposed = False
         for k in range(K):
             m = pack_rows(n_rows, D, K, resp + k, X, means + k * D, n_rows // 2,
                           CHUNK_SIZE * (D + 2), buf2, buf3)
@@ -140,6 +142,9 @@ cdef void _accumulate_chunk(
             if m > 0:
                 moments_packed(m, D, buf3, buf2, s1 + k * D, s2 + k * packed)
                 continue
+            if not transposed:
+                transpose_chunk(X, n_rows, D, buf1)
+                transposed = True
             resp_column(n_rows, K, resp + k, buf2)
             if D <= ROWWISE_FULL_D:
                 if floating is double:
