@@ -1,0 +1,133 @@
+"""Writing files so that a failure never costs the previous contents.
+
+Every file fastgmm writes (model files, the command line's CSV outputs and
+figures) goes through :func:`atomic_write`:
+
+- A regular file (or a path that does not exist yet) is written to a
+  temporary file in the destination's own folder, flushed and fsync'ed, then
+  renamed over the destination with ``os.replace``: a reader sees the old
+  file or the new one, never a part of it; a full disk, an exception or
+  Ctrl-C mid-write leaves the old file as it was.
+- The new file gets the mode ``open()`` would give it: the existing file's
+  mode when one is replaced, else 0o666 less the umask (as ``np.save``),
+  not ``mkstemp``'s 0600.
+- A symbolic link is written through: its target is replaced, the link stays.
+- A destination that is not a regular file (a character device such as
+  /dev/null, a FIFO) is opened and written as a stream: it is never replaced
+  by a regular file. A directory is refused.
+
+:func:`same_file` and :func:`check_distinct` compare resolved files, not
+strings, so that an output never lands on an input.
+"""
+
+import os
+import secrets
+import stat
+from contextlib import contextmanager
+
+__all__ = ["atomic_write", "same_file", "check_distinct"]
+
+
+def _fsync_directory(directory):
+    """Make the rename itself durable (POSIX); a no-op where directories
+    cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_write(path, binary=True, encoding="utf-8"):
+    """Yield a file object open for writing; its contents replace `path`
+    only when the block completes without an exception.
+
+    `path` is resolved first (symbolic links followed). Raises
+    IsADirectoryError for a directory; a device or FIFO is written as a
+    stream (there is nothing to keep atomic there).
+    """
+    target = os.path.realpath(os.fspath(path))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{os.fspath(path)} is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # A device or FIFO: write into it, never over it.
+        with open(target, "wb" if binary else "w",
+                  **({} if binary else {"encoding": encoding, "newline": ""})) as f:
+            yield f
+        return
+
+    directory = os.path.dirname(target)
+    tmp_path = os.path.join(
+        directory, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp"
+    )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp_path, flags, 0o666)    # the umask applies, as for open()
+    try:
+        if st is not None:
+            # Replacing a file: keep its permission bits, as writing into it would.
+            try:
+                os.chmod(tmp_path, stat.S_IMODE(st.st_mode))
+            except OSError:
+                pass
+        with os.fdopen(fd, "wb" if binary else "w",
+                       **({} if binary else {"encoding": encoding, "newline": ""})) as f:
+            fd = None
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, target)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        try:
+            os.unlink(tmp_path)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def same_file(a, b):
+    """Whether paths `a` and `b` name the same file (links, '..' and hard
+    links resolved); a path that does not exist yet is compared by its
+    resolved name."""
+    a, b = os.fspath(a), os.fspath(b)
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_distinct(inputs, outputs):
+    """Raise ValueError when an output is one of the inputs or another output.
+
+    `inputs` and `outputs` map a description (such as "--out") to a path or
+    None; None and "-" (stdout/stdin) are skipped.
+    """
+    def real(items):
+        return [(name, p) for name, p in items.items() if p is not None and p != "-"]
+
+    ins, outs = real(inputs), real(outputs)
+    for i, (out_name, out_path) in enumerate(outs):
+        for in_name, in_path in ins:
+            if same_file(out_path, in_path):
+                raise ValueError(
+                    f"{out_name} {out_path} is the same file as {in_name} {in_path}: "
+                    "it would be overwritten; choose another output path"
+                )
+        for other_name, other_path in outs[:i]:
+            if same_file(out_path, other_path):
+                raise ValueError(
+                    f"{out_name} {out_path} and {other_name} {other_path} are the same "
+                    "file: choose a different path for each output"
+                )
