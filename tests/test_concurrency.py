@@ -5,6 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_info
 
+import pytest
+
 from fastgmm import GaussianMixture
 from conftest import make_mixture
 
@@ -25,3 +27,108 @@ def test_predict_proba_from_eight_threads_equals_one_thread():
         np.testing.assert_array_equal(result, expected)
     # Every thread entered and left the BLAS limit: the original counts are back.
     assert _blas_threads() == blas_before
+
+
+# ------------------------------------------- a fit seen from another thread
+
+def _watch_dict(estimator, check):
+    """Call check(estimator.__dict__) at every Python and C call and return
+    of this thread (sys.setprofile), i.e. between any two steps a concurrent
+    reader could observe; return the violations it reported."""
+    import sys
+
+    seen = []
+
+    def profile(frame, event, arg):
+        problem = check(estimator.__dict__)
+        if problem:
+            seen.append((event, problem))
+
+    sys.setprofile(profile)
+    return seen
+
+
+def _stop_watching():
+    import sys
+
+    sys.setprofile(None)
+
+
+def test_a_failing_fit_never_shows_an_unfitted_estimator():
+    # The review: _restored_on_failure cleared __dict__ and then refilled it;
+    # a predict in another thread saw NotFittedError once in 37.6k calls.
+    X, _ = make_mixture(n_samples=500, n_features=2, n_components=2, seed=42)
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    means = gmm.means_.copy()
+    bad = X.copy()
+    bad[7, 1] = np.nan
+
+    def raise_in_em(info):
+        raise KeyboardInterrupt
+
+    seen = _watch_dict(gmm, lambda d: None if "means_" in d else "unfitted")
+    try:
+        with pytest.raises(ValueError, match="NaN"):
+            gmm.fit(bad)
+        with pytest.raises(KeyboardInterrupt):
+            gmm.fit(X, callback=raise_in_em)
+    finally:
+        _stop_watching()
+    assert seen == [], seen[:3]
+    np.testing.assert_array_equal(gmm.means_, means)
+
+
+def test_a_refit_never_shows_a_mixture_of_two_models():
+    # Parameters of the old and the new fit must never be visible together
+    # (weights_ of one, means_ of the other): the new state arrives in one step.
+    X, _ = make_mixture(n_samples=500, n_features=2, n_components=3, seed=43)
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+
+    def mixed(d):
+        shapes = {d[name].shape[0] for name in ("weights_", "means_", "covariances_",
+                                                "precisions_cholesky_", "precisions_")}
+        return None if len(shapes) == 1 else "mixed"
+
+    seen = _watch_dict(gmm, mixed)
+    try:
+        gmm.set_params(n_components=3).fit(X)
+    finally:
+        _stop_watching()
+    assert gmm.means_.shape == (3, 2)
+    assert seen == [], seen[:3]
+
+
+def test_predict_during_failing_fits_in_another_thread():
+    import threading
+
+    from sklearn.exceptions import NotFittedError
+
+    X, _ = make_mixture(n_samples=300, n_features=2, n_components=2, seed=44)
+    gmm = GaussianMixture(2, random_state=0, max_iter=5).fit(X)
+    expected = gmm.predict(X[:50])
+    bad = X.copy()
+    bad[0, 0] = np.inf
+    done = threading.Event()
+    errors = []
+
+    def failing_fits():
+        try:
+            for _ in range(300):
+                try:
+                    gmm.fit(bad)
+                except ValueError:
+                    pass
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=failing_fits)
+    thread.start()
+    calls = 0
+    while not done.is_set() or calls < 100:
+        try:
+            np.testing.assert_array_equal(gmm.predict(X[:50]), expected)
+        except NotFittedError as error:   # pragma: no cover - the defect
+            errors.append(error)
+        calls += 1
+    thread.join()
+    assert errors == []

@@ -703,3 +703,69 @@ def test_repeated_interrupted_fits_leak_no_memory_or_threads():
     assert threading.active_count() == threads_before
     if rss_before is not None:
         assert _rss_bytes() - rss_before < 32 * 2**20
+
+
+# ---------------------------------------- collapse at initialisation
+
+def _blobs_and_a_point_mass():
+    rng = np.random.default_rng(0)
+    return np.vstack([rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6,
+                      np.tile([[20.0, 20.0]], (50, 1))])
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_collapse_at_initialisation_is_reseeded_on_request(covariance_type):
+    # The review: k-means puts a cluster on 50 identical rows; at reg_covar=0
+    # its covariance is 0 before EM starts, and on_degenerate='reseed' let the
+    # private CollapsedComponentError escape from the initialisation.
+    X = _blobs_and_a_point_mass()
+    params = dict(n_components=3, covariance_type=covariance_type, reg_covar=0.0,
+                  random_state=0)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        GaussianMixture(**params).fit(X)     # the default: scikit-learn's error
+    with pytest.warns(ComponentRecoveryWarning,
+                      match=r"Component \d degenerated at the start of initialisation 0"):
+        gmm = GaussianMixture(**params).fit(X, on_degenerate="reseed")
+    assert np.all(np.isfinite(gmm.means_)) and np.all(np.isfinite(gmm.precisions_cholesky_))
+    assert np.isfinite(gmm.lower_bound_)
+
+
+# ----------------------------------------------- memmaps and in-memory inits
+
+@pytest.mark.parametrize("init_params, warns", [
+    ("kmeans", True), ("k-means++", True), ("random", False), ("random_from_data", False),
+])
+def test_memmap_fit_warns_before_an_init_that_loads_it(tmp_path, monkeypatch, init_params,
+                                                       warns):
+    # The review: a default fit on a 160 MB memmap peaked at 825 MB, silently.
+    X = two_blobs()
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(GaussianMixture, "_MEMMAP_WARNING_BYTES", X.nbytes - 1)
+    gmm = GaussianMixture(2, init_params=init_params, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gmm.fit(mapped)
+    messages = [str(w.message) for w in caught if issubclass(w.category, LargeMemoryWarning)]
+    if warns:
+        assert len(messages) == 1, messages
+        assert "memory-mapped" in messages[0]
+        assert "init_params='random_from_data' or 'random'" in messages[0]
+        assert caught[0].filename == __file__     # points at the caller's fit
+    else:
+        assert messages == []
+    # Not for an ndarray, a memmap under the threshold, or a fit with every
+    # initial parameter given (no initialisation runs).
+    monkeypatch.setattr(GaussianMixture, "_MEMMAP_WARNING_BYTES", X.nbytes)
+    user_init = dict(weights_init=gmm.weights_, means_init=gmm.means_,
+                     precisions_init=gmm.precisions_)
+    for model, data in [(GaussianMixture(2, init_params=init_params), X),
+                        (GaussianMixture(2, init_params=init_params), mapped)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LargeMemoryWarning)
+            model.fit(data)
+    monkeypatch.setattr(GaussianMixture, "_MEMMAP_WARNING_BYTES", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LargeMemoryWarning)
+        GaussianMixture(2, init_params=init_params, **user_init).fit(mapped)

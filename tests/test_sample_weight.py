@@ -134,3 +134,93 @@ def test_bad_weights_raise_clear_errors_and_leave_no_fit(weights, message):
     with pytest.raises(ValueError, match=message):
         gmm.fit(X, sample_weight=weights(X.shape[0]))
     assert not [k for k in vars(gmm) if k.endswith("_")]
+
+
+# ------------------------------------------- a common scale of the weights
+
+SCALES = [1e-20, 1e-14, 1e-10, 1e-3, 1.0, 1e6]
+
+
+def _bitwise_same_fit(a, b):
+    assert a.n_iter_ == b.n_iter_
+    assert a.lower_bounds_ == b.lower_bounds_
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_equal_weights_of_any_scale_give_the_unweighted_fit(covariance_type, dtype):
+    # The review: np.full(n, 1e-20) moved the means by 5.9 (the M-step's
+    # absolute 10 eps on N_k dominated N_k itself); 1e-10 did in float32.
+    X, _ = make_mixture(n_samples=600, n_features=3, n_components=3, seed=21, dtype=dtype)
+    params = dict(n_components=3, covariance_type=covariance_type, random_state=0, tol=1e-6)
+    plain = _fit(X, **params)
+    for scale in SCALES:
+        _bitwise_same_fit(_fit(X, np.full(X.shape[0], scale), **params), plain)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fit_is_invariant_to_a_common_scale_of_unequal_weights(covariance_type, dtype,
+                                                               init_params):
+    X, _ = make_mixture(n_samples=600, n_features=3, n_components=3, seed=22, dtype=dtype)
+    w = np.random.default_rng(4).uniform(0.2, 3.0, size=X.shape[0])
+    params = dict(n_components=3, covariance_type=covariance_type, init_params=init_params,
+                  random_state=0, tol=1e-6)
+    reference = _fit(X, w, **params)
+    for scale in SCALES:
+        scaled = _fit(X, w * scale, **params)
+        assert scaled.n_iter_ == reference.n_iter_, scale
+        _assert_same_fit(scaled, reference, rtol=1e-9 if dtype == np.float64 else 1e-5)
+
+
+def test_weighted_score_bic_aic_keep_the_scale_of_the_weights():
+    X, _ = make_mixture(n_samples=400, n_features=2, n_components=2, seed=23)
+    w = np.random.default_rng(5).uniform(0.5, 2.0, size=X.shape[0])
+    gmm = _fit(X, w * 1e-20, n_components=2, random_state=0)
+    log_prob = gmm.score_samples(X)
+    n_parameters = gmm._n_parameters()
+    for scale in (1e-20, 1.0, 1e6):
+        ws = w * scale
+        np.testing.assert_allclose(gmm.score(X, sample_weight=ws),
+                                   np.dot(ws, log_prob) / ws.sum(), rtol=1e-12)
+        np.testing.assert_allclose(
+            gmm.bic(X, sample_weight=ws),
+            -2 * np.dot(ws, log_prob) + n_parameters * np.log(ws.sum()), rtol=1e-12)
+        np.testing.assert_allclose(gmm.aic(X, sample_weight=ws),
+                                   -2 * np.dot(ws, log_prob) + 2 * n_parameters, rtol=1e-12)
+
+
+def test_fit_leaves_the_callers_weights_alone():
+    X, _ = make_mixture(n_samples=300, n_features=2, n_components=2, seed=24)
+    w = np.random.default_rng(6).uniform(0.5, 2.0, size=X.shape[0]) * 1e-20
+    before = w.copy()
+    _fit(X, w, n_components=2, random_state=0)
+    np.testing.assert_array_equal(w, before)
+
+
+@pytest.mark.parametrize("sampled", [False, True], ids=["fetched", "sampled"])
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_dask_fit_is_invariant_to_a_common_scale_of_the_weights(covariance_type, sampled,
+                                                                 monkeypatch):
+    dask = pytest.importorskip("dask")
+    import dask.array as da
+
+    from fastgmm import _dask
+
+    if sampled:   # the data counts as large: the weights stay on the blocks
+        monkeypatch.setattr(_dask, "SAMPLE_ROWS", 200)
+
+    X, _ = make_mixture(n_samples=3000, n_features=3, n_components=3, seed=25)
+    w = np.random.default_rng(7).uniform(0.2, 3.0, size=X.shape[0])
+    params = dict(n_components=3, covariance_type=covariance_type, tol=1e-6,
+                  **_fixed_init(X, 3, covariance_type))
+    with dask.config.set(scheduler="synchronous"):
+        dX = da.from_array(X, chunks=(700, 3))
+        reference = _fit(dX, w, **params)
+        plain = _fit(dX, **params)
+        for scale in (1e-20, 1e6):
+            _assert_same_fit(_fit(dX, w * scale, **params), reference)
+            _assert_same_fit(_fit(dX, np.full(X.shape[0], scale), **params), plain)

@@ -43,3 +43,18 @@ def test_bic_and_aic_accept_array_likes():
     gm = fastgmm.GaussianMixture(2, random_state=0).fit(X)
     assert gm.bic(X.tolist()) == gm.bic(X)
     assert gm.aic(X.tolist()) == gm.aic(X)
+
+
+def test_help_shows_readable_signatures():
+    # The review: help(GaussianMixture) showed numpy's expansion of ArrayLike
+    # (Union[numpy._typing._array_like._Buffer, ...], 700+ characters a line).
+    import pydoc
+
+    text = pydoc.render_doc(fastgmm.GaussianMixture, renderer=pydoc.plaintext)
+    assert "_NestedSequence" not in text and "_SupportsArray" not in text
+    for name in ("fit", "predict", "score", "bic", "fit_batches", "partial_fit"):
+        line = next(line for line in text.splitlines() if f" {name}(self" in line)
+        assert len(line) < 250, line     # was 700-800 characters
+        assert "ArrayLike" in line or name == "fit_batches", line
+    signature = str(inspect.signature(fastgmm.GaussianMixture.fit))
+    assert signature.startswith("(self, X: 'ArrayLike', y: 'object' = None"), signature

@@ -336,6 +336,12 @@ class DaskData:
                          index, int(start))
         weights = None if weights is None else np.ascontiguousarray(weights[:, 0])
         self.local = _InMemoryData(X, weights)
+        if self.weights is not None:
+            # The passes use the weights the local data holds (fit_weights:
+            # None when all equal, else of mean 1), as total_weight does.
+            local_weights = self.local.sample_weight
+            self.weights = (None if local_weights is None
+                            else da.from_array(local_weights, chunks=(self.row_chunks,))[:, None])
         self.total_weight = self.local.total_weight
         self.n_positive = (self.n_samples if weights is None
                            else int(np.count_nonzero(weights)))
@@ -358,6 +364,20 @@ class DaskData:
         self.total_weight = float(math.fsum(weight_sums))
         self.n_positive = int(sum(positives))
         self.unequal_weights = max(maxima) > min(minima)
+        if self.weights is not None:
+            # As in memory (_gaussian_mixture.fit_weights): equal weights are
+            # dropped, others brought to a mean of 1, so that the fit does not
+            # depend on a common scale of the weights.
+            if not self.unequal_weights:
+                self.weights = None
+                self.block_weights = np.asarray(rows, dtype=np.float64)
+                self.total_weight = float(self.n_samples)
+            else:
+                largest = max(maxima)
+                scale = self.n_samples / math.fsum(w / largest for w in weight_sums)
+                self.weights = self.weights * (scale / largest)
+                self.block_weights = self.block_weights * (scale / largest)
+                self.total_weight = float(math.fsum(self.block_weights))
         self.center = (np.sum(column_sums, axis=0) / self.n_samples).astype(self.dtype)
 
     # ------------------------------------------------------------ passes

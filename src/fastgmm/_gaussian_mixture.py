@@ -3,9 +3,14 @@
 The Python layer validates input once, runs the n_init / convergence loop
 exactly as scikit-learn's BaseMixture.fit_predict does, and calls the
 native core once per EM iteration (one fused pass over X that returns the
-sufficient statistics). Parameters are kept in locals during a fit and set
-on the estimator only when the fit succeeds.
+sufficient statistics). A fit runs on a shadow copy of the estimator's
+state, which replaces the estimator's in one step only when the fit
+succeeds (see `_transaction`).
 """
+
+# Annotations stay as written (ArrayLike, not numpy's expansion of it), so
+# that help() and inspect.signature show readable signatures.
+from __future__ import annotations
 
 import math
 import sys
@@ -32,6 +37,7 @@ from fastgmm._kernels._suffstats import stat_size
 from fastgmm._reliability import (
     DegenerateRecovery,
     check_on_degenerate,
+    LargeMemoryWarning,
     far_row_responsibilities,
     warn_if_large,
 )
@@ -230,9 +236,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X: ArrayLike,
         y: object = None,
         sample_weight: ArrayLike | None = None,
-        callback: "Callable[[IterationInfo], object] | None" = None,
+        callback: Callable[[IterationInfo], object] | None = None,
         on_degenerate: str = "raise",
-    ) -> "GaussianMixture":
+    ) -> GaussianMixture:
         """Estimate model parameters with the EM algorithm.
 
         Fits ``n_init`` times and keeps the parameters with the largest
@@ -280,7 +286,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X: ArrayLike,
         y: object = None,
         sample_weight: ArrayLike | None = None,
-        callback: "Callable[[IterationInfo], object] | None" = None,
+        callback: Callable[[IterationInfo], object] | None = None,
         on_degenerate: str = "raise",
     ) -> NDArray[np.int64]:
         """Fit the model to X and return the most probable component of each row.
@@ -296,8 +302,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit_or_restore(self, X, sample_weight, return_labels, callback=None,
                         on_degenerate="raise"):
-        with _restored_on_failure(self):
-            return self._fit(X, sample_weight, return_labels, callback, on_degenerate)
+        with _transaction(self) as shadow:
+            return shadow._fit(X, sample_weight, return_labels, callback, on_degenerate)
 
     # Step sizes of online EM (Cappe & Moulines 2009): rho_t = (t + 1)^-0.6 for
     # the t-th update after the first batch; sum rho = inf, sum rho^2 < inf.
@@ -306,7 +312,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
         self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
-    ) -> "GaussianMixture":
+    ) -> GaussianMixture:
         """Update the model with one batch of rows (online, stepwise EM).
 
         The first call (on an unfitted estimator) fits the batch as ``fit``
@@ -331,8 +337,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._fit_or_restore(X, sample_weight, return_labels=False)
             self._online_updates = 0
             return self
-        with _restored_on_failure(self):
-            self._online_update(X, sample_weight)
+        with _transaction(self) as shadow:
+            shadow._online_update(X, sample_weight)
         return self
 
     def _online_update(self, X, sample_weight):
@@ -395,10 +401,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_batches(
         self,
-        batches: "Iterable[ArrayLike] | Callable[[], Iterable[ArrayLike]]",
-        callback: "Callable[[IterationInfo], object] | None" = None,
+        batches: Iterable[ArrayLike] | Callable[[], Iterable[ArrayLike]],
+        callback: Callable[[IterationInfo], object] | None = None,
         on_degenerate: str = "raise",
-    ) -> "GaussianMixture":
+    ) -> GaussianMixture:
         """Fit on data given as batches of rows, one batch in memory at a time.
 
         An exact out-of-core EM: every iteration is one pass over all the
@@ -433,22 +439,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self : object
         """
-        with _restored_on_failure(self):
-            data = BatchData(batches)
-            if data.n_samples < max(2, self.n_components):
-                raise ValueError(
-                    "Expected n_samples >= max(2, n_components) "
-                    f"but got n_components = {self.n_components}, "
-                    f"n_samples = {data.n_samples}"
-                )
-            self.__dict__.pop("feature_names_in_", None)
-            self.n_features_in_ = data.n_features
-            self._run_em(data, callback, on_degenerate)
+        with _transaction(self) as shadow:
+            shadow._fit_batches(batches, callback, on_degenerate)
         return self
+
+    def _fit_batches(self, batches, callback, on_degenerate):
+        data = BatchData(batches)
+        if data.n_samples < max(2, self.n_components):
+            raise ValueError(
+                "Expected n_samples >= max(2, n_components) "
+                f"but got n_components = {self.n_components}, "
+                f"n_samples = {data.n_samples}"
+            )
+        self.__dict__.pop("feature_names_in_", None)
+        self.n_features_in_ = data.n_features
+        self._run_em(data, callback, on_degenerate)
 
     def _fit(self, X, sample_weight, return_labels, callback=None, on_degenerate="raise"):
         if _is_dask_array(X):
             return self._fit_dask(X, sample_weight, return_labels, callback, on_degenerate)
+        self._warn_if_memmap_is_loaded(X)
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
@@ -469,6 +479,36 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         labels = np.empty(n_samples, dtype=np.int64)
         _estimate(X, params, self.covariance_type, n_threads_for(n_samples), labels=labels)
         return labels
+
+    # Initialisations that hold all of X (and temporaries of its size) in
+    # memory, and the size of a memory-mapped X above which a fit warns first.
+    _IN_MEMORY_INITS = ("kmeans", "k-means++")
+    _MEMMAP_WARNING_BYTES = 64 * 2**20
+
+    def _warn_if_memmap_is_loaded(self, X):
+        """Warn before an initialisation reads a memory-mapped X into memory.
+
+        EM itself streams through a memmap, but 'kmeans' and 'k-means++' run
+        on the whole array (k-means centres a copy of it): a file larger than
+        memory would end in an out-of-memory kill, with no word of why.
+        """
+        if (self.init_params not in self._IN_MEMORY_INITS or not _is_memory_mapped(X)
+                or X.nbytes <= self._MEMMAP_WARNING_BYTES):
+            return
+        if self.warm_start and hasattr(self, "converged_") or all(
+            p is not None for p in (self.weights_init, self.means_init, self.precisions_init)
+        ):
+            return      # every initial parameter given: no initialisation runs
+        warnings.warn(
+            f"X is memory-mapped ({X.nbytes / 2**20:.1f} MiB), and "
+            f"init_params={self.init_params!r} needs all of it in memory (k-means "
+            "works on a centred copy). For data larger than memory use "
+            "init_params='random_from_data' or 'random', which stream through the "
+            "file, or pass weights_init, means_init and precisions_init (for "
+            "example from a k-means on a sample of the rows).",
+            LargeMemoryWarning,
+            stacklevel=6,    # fit, via _fit_context, _fit_or_restore, _fit
+        )
 
     def _fit_dask(self, X, sample_weight, return_labels, callback, on_degenerate):
         """fit on a Dask array: one Dask graph per EM iteration (see fastgmm._dask)."""
@@ -538,7 +578,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         for init in range(n_init):
             self._print_verbose_msg_init_beg(init)
             if do_init:
-                params = self._initial_parameters(data, random_state, user_init, n_threads)
+                if recovery is not None:
+                    recovery.at(init, 0)
+                params = self._initial_parameters(data, random_state, user_init, n_threads,
+                                                  recovery)
                 lower_bound = -np.inf
             else:
                 params = self._get_parameters()
@@ -606,7 +649,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
         return weights, means, precisions
 
-    def _initial_parameters(self, data, random_state, user_init, n_threads):
+    def _initial_parameters(self, data, random_state, user_init, n_threads, recovery=None):
         weights_init, means_init, precisions_init = user_init
         dtype = data.dtype
         weights = means = covariances = None
@@ -620,6 +663,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self.covariance_type, self.reg_covar, dtype,
             )
             weights = nk / data.total_weight
+            if recovery is not None and precisions_init is None:
+                # A component that collapses at initialisation (a cluster of
+                # identical rows at reg_covar=0, say) is re-seeded as in EM.
+                weights, means, covariances = recovery.repair(
+                    data, None, nk, weights, means, covariances
+                )
         if weights_init is not None:
             weights = weights_init
         if means_init is not None:
@@ -897,16 +946,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
 
 @contextmanager
-def _restored_on_failure(estimator):
-    """Nothing half-fitted stays behind: on any exception (Ctrl-C included)
-    the estimator's attributes are put back as they were."""
-    saved_state = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved_state)
-        raise
+def _transaction(estimator):
+    """Run a fit on a shadow of `estimator` and publish its state in one step.
+
+    The block receives a new instance of the same class sharing a shallow
+    copy of the estimator's attributes; the fit sets its attributes there.
+    When the block completes, the shadow's attribute dict replaces the
+    estimator's in a single assignment; on any exception (Ctrl-C included)
+    the estimator is never touched. A predict in another thread therefore
+    sees the old model or the new one, never a mixture of both, never an
+    unfitted estimator in between (clearing and refilling the dict, as this
+    once did, left such a window).
+    """
+    shadow = object.__new__(type(estimator))
+    shadow.__dict__.update(estimator.__dict__)
+    yield shadow
+    estimator.__dict__ = shadow.__dict__
 
 
 class IterationInfo(NamedTuple):
@@ -952,10 +1007,35 @@ class _Workspace:
         return stats.sum(axis=0)
 
 
+def fit_weights(sample_weight):
+    """The weights a fit runs on: None when they are all equal, else the
+    weights rescaled to a mean of 1.
+
+    A fit must not depend on a common scale of the weights. Equal weights
+    change nothing, so the unweighted path runs (bitwise the unweighted fit).
+    Other weights are brought to a mean of one row's weight: scikit-learn's
+    M-step adds 10 eps (absolute, in rows) to every N_k, which is no longer
+    negligible when the weights are tiny (1e-20), and float32 k-means would
+    round weights below 1e-45 to 0. `score`, `bic` and `aic` keep the
+    weights as given.
+    """
+    if sample_weight is None:
+        return None
+    largest = sample_weight.max()
+    if sample_weight.min() == largest:
+        return None
+    weights = sample_weight / largest          # in [0, 1]: the sum cannot overflow
+    weights *= weights.shape[0] / weights.sum()
+    return weights
+
+
 class _InMemoryData:
-    """X (validated, C-ordered) and its sample weights, as one block."""
+    """X (validated, C-ordered) and its sample weights, as one block.
+    The weights are those of `fit_weights` (None when all equal, else of
+    mean 1)."""
 
     def __init__(self, X, sample_weight):
+        sample_weight = fit_weights(sample_weight)
         self.X = X
         self.sample_weight = sample_weight
         self.n_samples, self.n_features = X.shape
@@ -978,6 +1058,17 @@ class _InMemoryData:
             self.X, init_params, n_components, random_state, covariance_type, n_threads,
             self.sample_weight,
         )
+
+
+def _is_memory_mapped(X):
+    """Whether X is a numpy.memmap or a view of one (or of an mmap.mmap)."""
+    import mmap
+
+    while isinstance(X, np.ndarray):
+        if isinstance(X, np.memmap):
+            return True
+        X = X.base
+    return isinstance(X, mmap.mmap)
 
 
 def _is_dask_array(X):

@@ -202,12 +202,17 @@ class DegenerateRecovery:
         self.init, self.n_iter = init, n_iter
         self.reseeded = []
 
+    def _where(self):
+        return "at the start" if self.n_iter == 0 else f"at iteration {self.n_iter}"
+
     def repair(self, data, params, nk, weights, means, covariances):
         """(weights, means, covariances) with every degenerate component re-seeded.
 
         `params` are the parameters the iteration's E-step used (all
-        positive definite); `nk`, `weights`, `means`, `covariances` the
-        M-step's output, float64.
+        positive definite), or None at initialisation (no model yet: the
+        worst-explained samples are then those of the healthy components
+        alone); `nk`, `weights`, `means`, `covariances` the M-step's (or
+        the initialisation's) output, float64.
         """
         cov_type = self.covariance_type
         bad = degenerate_components(
@@ -221,10 +226,17 @@ class DegenerateRecovery:
             raise P.CollapsedComponentError(
                 P.ESTIMATE_PRECISION_ERROR
                 + f" on_degenerate='reseed' cannot recover: all {n_components} components "
-                f"are degenerate at iteration {self.n_iter} (the data has too little "
+                f"are degenerate {self._where()} (the data has too little "
                 "spread for this many components at this reg_covar)."
             )
         components = sorted(bad)
+        if params is None:
+            keep = np.flatnonzero(healthy)
+            kept_cov = covariances if cov_type == "tied" else covariances[keep]
+            params = tuple(np.asarray(p, dtype=data.dtype) for p in (
+                weights[keep] / weights[keep].sum(), means[keep], kept_cov,
+                P.compute_precision_cholesky(kept_cov, cov_type, data.dtype),
+            ))
         index, rows = worst_explained_rows(
             data, params, cov_type, len(components), self.n_threads, self.estimate
         )
@@ -250,7 +262,7 @@ class DegenerateRecovery:
                 else f"it holds almost no samples (N_k = {nk[k]:.3g})"
             )
             warnings.warn(
-                f"Component {k} degenerated at iteration {self.n_iter} of initialisation "
+                f"Component {k} degenerated {self._where()} of initialisation "
                 f"{self.init}: {reason}. Re-seeded it at the worst-explained sample "
                 f"(row {int(i)}) with the pooled covariance of the other components.",
                 ComponentRecoveryWarning,

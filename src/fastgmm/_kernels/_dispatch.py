@@ -7,7 +7,9 @@ for x86-64-v3 (AVX2 + FMA) as `_suffstats_x86_64_v3` and
 `_estep_x86_64_v3`. At import the fastest variant this CPU can run is
 chosen; the environment variable FASTGMM_KERNELS names one instead
 ("baseline", "x86-64-v3", or the name of a source build's variant, e.g.
-"native"), which the tests and benchmarks use.
+"native"), which the tests and benchmarks use; a name this installation
+did not build (or this CPU cannot run) warns and falls back to the default
+choice, so that `import fastgmm` never fails over it.
 
 Every variant computes the same thing; their results may differ in the last
 bits (e.g. FMA contraction), while each one is deterministic on its own.
@@ -15,6 +17,7 @@ bits (e.g. FMA contraction), while each one is deterministic on its own.
 
 import importlib
 import os
+import warnings
 from contextlib import contextmanager
 
 from fastgmm._kernels._cpu import supports_x86_64_v3
@@ -85,8 +88,24 @@ def _choose(variants, requested):
     )
 
 
+def _choose_at_import(variants, requested):
+    """The variant FASTGMM_KERNELS asks for; one this installation lacks or
+    this CPU cannot run is a warning, not a failed import: the fastest
+    runnable variant is used instead (show_config() says which)."""
+    try:
+        return _choose(variants, requested)
+    except (ValueError, RuntimeError) as error:
+        if requested in ("", "auto"):
+            raise
+        chosen = _choose(variants, "auto")
+        warnings.warn(
+            f"{error} Using the {chosen.name} kernels instead.", RuntimeWarning, stacklevel=2
+        )
+        return chosen
+
+
 VARIANTS = _discover()
-_active = _choose(VARIANTS, os.environ.get(ENV_VAR, "auto").strip())
+_active = _choose_at_import(VARIANTS, os.environ.get(ENV_VAR, "auto").strip())
 
 
 def active_variant():
