@@ -2,6 +2,8 @@
 
 import io
 import json
+import os
+import stat
 import warnings
 import zipfile
 
@@ -452,3 +454,36 @@ def test_ill_conditioned_models_round_trip(tmp_path):
                                   reg_covar=1e-9).fit(X.astype(dtype))
             gmm.save(tmp_path / "m.npz")
             _assert_identical(load(tmp_path / "m.npz"), gmm)
+
+
+# ------------------------------------------------------- file permissions
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_save_follows_the_umask(tmp_path, umask_022):
+    # mkstemp's 0600 made a model unreadable to the other accounts that
+    # share it; a new model gets 0666 less the umask, as np.save gives.
+    gmm, _ = _fitted("diag")
+    path = tmp_path / "m.npz"
+    gmm.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    _assert_identical(load(path), gmm)
+
+
+def test_save_keeps_the_replaced_files_mode(tmp_path, umask_022):
+    gmm, _ = _fitted("diag")
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o640)
+    gmm.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    _assert_identical(load(path), gmm)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]

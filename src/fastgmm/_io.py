@@ -27,13 +27,13 @@ wrong.
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 from scipy import linalg
 from sklearn.utils.validation import check_is_fitted
 
+from fastgmm._files import atomic_write
 from fastgmm._gaussian_mixture import _PRECISION_SHAPES, GaussianMixture
 from fastgmm._version import __version__
 
@@ -98,24 +98,15 @@ def _encode_param(name, value, arrays):
 
 def _write_npz(path, arrays):
     """np.savez to a file object (so the name is kept as given, with no
-    '.npz' appended), through a temporary file renamed into place: a failed
-    save leaves no truncated model behind."""
+    '.npz' appended); to a path through _files.atomic_write (temporary file
+    in the same folder, fsync, rename): a failed save leaves no truncated
+    model behind, and the file gets the mode open() would give it (0666 less
+    the umask, or the replaced file's), not mkstemp's 0600."""
     if hasattr(path, "write"):
         np.savez(path, **arrays)
         return
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".fastgmm-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, binary=True) as f:
+        np.savez(f, **arrays)
 
 
 # ---------------------------------------------------------------------- load
