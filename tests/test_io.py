@@ -1,11 +1,18 @@
 """GaussianMixture.save / fastgmm.load: exact round trip, and every refusal."""
 
+import base64
 import io
 import json
 import os
 import stat
+import struct
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -215,7 +222,7 @@ def test_header_not_ours(tmp_path):
     _refused(path, "header format is not")
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", None, 1.0, True])
 def test_unknown_format_version(tmp_path, version):
     gmm, _ = _fitted("diag")
     header, arrays = _members(gmm)
@@ -314,10 +321,9 @@ def test_wrong_shapes(tmp_path, covariance_type, name):
     header, arrays = _members(gmm)
     array = arrays[name]
     arrays[name] = np.concatenate([array, array[:1]]) if array.ndim else array[None]
-    # The number of components is read from means_: one more row there makes
-    # weights_ the array that disagrees.
-    blamed = "weights_" if name == "means_" else name
-    _refused(_write(tmp_path / "m.npz", header, arrays), rf"{blamed} has shape .* expected")
+    # The number of components is the header's n_components: the array with
+    # one more row is the one blamed.
+    _refused(_write(tmp_path / "m.npz", header, arrays), rf"{name} has shape .* expected")
 
 
 def test_covariance_type_not_matching_arrays(tmp_path):
@@ -487,3 +493,447 @@ def test_save_keeps_the_replaced_files_mode(tmp_path, umask_022):
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     _assert_identical(load(path), gmm)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+# ----------------------------------------- files read only as far as needed
+
+
+def _peak_traced(function):
+    """Peak bytes allocated through Python's allocators while `function` runs."""
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _sparse_file(path, size, head=b"", tail=b""):
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size - len(tail))
+        f.seek(size - len(tail))
+        f.write(tail)
+    return path
+
+
+@pytest.mark.parametrize("head", [b"", b"PK\x03\x04"])
+def test_large_file_that_is_not_a_model_is_not_read(tmp_path, head):
+    # 200 MB of zeros (sparse: no disk used), once with a zip signature in
+    # front. The old load read the whole file before looking at it.
+    path = _sparse_file(tmp_path / "big.npz", 200 * 2**20, head)
+
+    def attempt():
+        with pytest.raises(ModelFileError, match="not a fastgmm model file|truncated or corrupt"):
+            load(path)
+
+    assert _peak_traced(attempt) < 8 * 2**20
+
+
+def _zip_header(signature, fields):
+    return struct.pack("<I", signature) + fields
+
+
+def _handmade_zip(members, directory=None):
+    """A stored zip built byte by byte: `members` are (name, payload) local
+    entries written in order; `directory` lists the central directory's
+    (name, local index or absolute offset, declared size, crc) entries,
+    by default one per member, as written."""
+    out = bytearray()
+    offsets, crcs = [], []
+    for name, payload in members:
+        crc = zlib.crc32(payload)
+        offsets.append(len(out))
+        crcs.append(crc)
+        out += _zip_header(0x04034B50, struct.pack(
+            "<HHHHHIIIHH", 20, 0, 0, 0, 0x21, crc, len(payload), len(payload),
+            len(name), 0))
+        out += name.encode() + payload
+    if directory is None:
+        directory = [(name, i, len(payload), crcs[i])
+                     for i, (name, payload) in enumerate(members)]
+    start = len(out)
+    for name, where, size, crc in directory:
+        offset = offsets[where] if where < len(offsets) else where
+        out += _zip_header(0x02014B50, struct.pack(
+            "<HHHHHHIIIHHHHHII", 20, 20, 0, 0, 0, 0x21, crc, size, size, len(name), 0, 0,
+            0, 0, 0, offset))
+        out += name.encode()
+    out += _zip_header(0x06054B50, struct.pack(
+        "<HHHHIIH", 0, 0, len(directory), len(directory), len(out) - start, start, 0))
+    return bytes(out)
+
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _model_members(gmm):
+    header, arrays = _members(gmm)
+    text = json.dumps(header).encode()
+    return [("header.npy", _npy(np.frombuffer(text, dtype=np.uint8)))] + [
+        (name + ".npy", _npy(array)) for name, array in arrays.items()]
+
+
+def test_handmade_zip_is_a_model():
+    # The helper builds a file load accepts, so the refusals below are about
+    # what was altered.
+    gmm, _ = _fitted("diag")
+    _assert_identical(load(io.BytesIO(_handmade_zip(_model_members(gmm)))), gmm)
+
+
+def test_member_declaring_more_than_the_model_needs_is_not_read(tmp_path):
+    # means_ of a 3 x 3 model declared 200 MB long (a sparse hole in the
+    # file): refused from the directory, before its bytes are read.
+    gmm, _ = _fitted("diag")
+    members = _model_members(gmm)
+    size = 200 * 2**20
+    index = [name for name, _ in members].index("means_.npy")
+    # The other members as written, then means_ with its payload a hole.
+    front = _handmade_zip(members[:index] + members[index + 1:])
+    cd_start = struct.unpack("<I", front[-6:-2])[0]
+    local = bytes(front[:cd_start])
+    name = b"means_.npy"
+    offset = len(local)
+    local += _zip_header(0x04034B50, struct.pack("<HHHHHIIIHH", 20, 0, 0, 0, 0x21, 0, size,
+                                                 size, len(name), 0)) + name
+    directory = front[cd_start:-22]
+    directory += _zip_header(0x02014B50, struct.pack(
+        "<HHHHHHIIIHHHHHII", 20, 20, 0, 0, 0, 0x21, 0, size, size, len(name), 0, 0, 0, 0, 0,
+        offset)) + name
+    count = len(members)
+    path = tmp_path / "m.npz"
+    with open(path, "wb") as f:
+        f.write(local)
+        f.seek(len(local) + size)
+        f.write(directory)
+        f.write(_zip_header(0x06054B50, struct.pack("<HHHHIIH", 0, 0, count, count,
+                                                    len(directory), len(local) + size, 0)))
+
+    def attempt():
+        _refused(path, "means_")
+
+    assert _peak_traced(attempt) < 8 * 2**20
+
+
+def test_dev_zero_is_refused_at_once():
+    # The old load read /dev/zero until memory ran out. Run in a child with
+    # its address space capped, so that a regression fails instead of
+    # exhausting the machine.
+    if not os.path.exists("/dev/zero") or sys.platform != "linux":
+        pytest.skip("needs /dev/zero and Linux's /proc")
+    code = textwrap.dedent("""
+        import resource, time
+        import fastgmm
+        pages = int(open("/proc/self/statm").read().split()[0])
+        limit = pages * resource.getpagesize() + 512 * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        start = time.perf_counter()
+        try:
+            fastgmm.load("/dev/zero")
+        except BaseException as error:
+            print(type(error).__name__, round(time.perf_counter() - start, 3), error)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    name, seconds, message = result.stdout.split(" ", 2)
+    assert name == "ModelFileError", result.stdout + result.stderr
+    assert float(seconds) < 1.0
+    assert "not an .npz archive" in message
+
+
+# ---------------------------------------------------- crafted zip directories
+
+
+def test_overlapping_members_are_refused():
+    gmm, _ = _fitted("diag")
+    members = _model_members(gmm)
+    names = [name for name, _ in members]
+    means = names.index("means_.npy")
+    crc = zlib.crc32(members[means][1])
+    size = len(members[means][1])
+    base = [(name, i, len(payload), zlib.crc32(payload))
+            for i, (name, payload) in enumerate(members)]
+    # The same stored member listed many times (the old load read it, and
+    # kept a copy, once per entry).
+    repeated = base + [("means_.npy", means, size, crc)] * 50
+    with pytest.raises(ModelFileError, match="members|listed more than once"):
+        load(io.BytesIO(_handmade_zip(members, repeated)))
+    # Two names whose extents overlap: weights_'s entry claims the bytes of
+    # the member after it too.
+    weights = names.index("weights_.npy")
+    assert weights + 1 < len(members)
+    blob = _handmade_zip(members)
+    span_end = (blob.index(members[weights + 1][0].encode())
+                + len(members[weights + 1][0]) + len(members[weights + 1][1]))
+    start = blob.index(members[weights][1])
+    widened = blob[start:span_end]
+    directory = list(base)
+    directory[weights] = ("weights_.npy", weights, len(widened), zlib.crc32(widened))
+    with pytest.raises(ModelFileError, match="overlap"):
+        load(io.BytesIO(_handmade_zip(members, directory)))
+
+
+def test_member_past_the_directory_is_refused():
+    gmm, _ = _fitted("diag")
+    members = _model_members(gmm)
+    directory = [(name, i, len(payload) + 10**6, zlib.crc32(payload))
+                 if name == "means_.npy" else (name, i, len(payload), zlib.crc32(payload))
+                 for i, (name, payload) in enumerate(members)]
+    with pytest.raises(ModelFileError, match="means_"):
+        load(io.BytesIO(_handmade_zip(members, directory)))
+
+
+def test_too_many_members_are_refused():
+    gmm, _ = _fitted("diag")
+    members = _model_members(gmm)
+    members += [(f"param_x{i}.npy", _npy(np.zeros(1))) for i in range(40)]
+    with pytest.raises(ModelFileError, match="members"):
+        load(io.BytesIO(_handmade_zip(members)))
+
+
+# ------------------------------------- malformed contents raise ModelFileError
+
+
+def _replace_member(path, name, content):
+    with zipfile.ZipFile(path) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    members[name] = content
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+
+
+@pytest.mark.parametrize("shape", [(2**64,), (2**63 - 1, 2**63 - 1), (3, -1)])
+def test_declared_shape_that_overflows(tmp_path, shape):
+    gmm, _ = _fitted("diag")
+    header, arrays = _members(gmm)
+    path = _write(tmp_path / "m.npz", header, arrays)
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        npy, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    _replace_member(path, "weights_.npy", npy.getvalue() + arrays["weights_"].tobytes())
+    _refused(path, "weights_")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("pos", 10**30), ("pos", 10**400), ("pos", -1), ("pos", 625), ("has_gauss", 10**30),
+    ("cached_gaussian", 10**400), ("cached_gaussian", float("nan")), ("kind", 7),
+])
+def test_random_state_fields_out_of_range(tmp_path, field, value):
+    X, _ = make_mixture(n_samples=200, n_features=2, n_components=2, seed=4)
+    gmm = GaussianMixture(2, covariance_type="diag",
+                          random_state=np.random.RandomState(3)).fit(X)
+    header, arrays = _members(gmm)
+    header["params"]["random_state"]["$random_state"][field] = value
+    _refused(_write(tmp_path / "m.npz", header, arrays), "random_state")
+
+
+@pytest.mark.parametrize("field", ["lower_bound_", "n_features_in_", "n_iter_"])
+def test_huge_numbers_in_the_header(tmp_path, field):
+    gmm, _ = _fitted("diag")
+    header, arrays = _members(gmm)
+    header[field] = 10**400
+    _refused(_write(tmp_path / "m.npz", header, arrays), field)
+    header, arrays = _members(gmm)
+    header["lower_bounds_"] = [10**400]
+    _refused(_write(tmp_path / "m.npz", header, arrays), "lower_bounds_")
+
+
+@pytest.mark.parametrize("where", ["top", "params"])
+def test_deeply_nested_header(tmp_path, where):
+    gmm, _ = _fitted("diag")
+    header, arrays = _members(gmm)
+    deep = "[" * 100000 + "]" * 100000
+    if where == "top":
+        text = deep
+    else:
+        text = json.dumps(dict(header, params=dict(header["params"], tol="@"))).replace(
+            '"@"', deep)
+    path = _write(tmp_path / "m.npz", header, arrays,
+                  header_array=np.frombuffer(text.encode(), dtype=np.uint8))
+    _refused(path, "nested")
+
+
+def test_oversized_header_is_not_read(tmp_path):
+    gmm, _ = _fitted("diag")
+    header, arrays = _members(gmm)
+    header["padding"] = " " * (40 * 2**20)
+    _refused(_write(tmp_path / "m.npz", header, arrays), "header")
+
+
+def test_n_components_must_match_the_arrays(tmp_path):
+    gmm, _ = _fitted("full")
+    header, arrays = _members(gmm)
+    header["params"]["n_components"] = 7
+    _refused(_write(tmp_path / "m.npz", header, arrays), "n_components")
+
+
+def test_unsupported_compression_and_flags(tmp_path):
+    # The compression method and the flag bits of the central directory: the
+    # old load let zipfile's NotImplementedError / RuntimeError through.
+    gmm, _ = _fitted("diag")
+    blob = _handmade_zip(_model_members(gmm))
+    cd_start = struct.unpack("<I", blob[-6:-2])[0]
+    for offset, value, match in [(10, 99, "compress"), (8, 1, "encrypted|flag"),
+                                 (8, 0x20, "flag"), (8, 0x40, "flag")]:
+        data = bytearray(blob)
+        struct.pack_into("<H", data, cd_start + offset, value)
+        with pytest.raises(ModelFileError, match=match):
+            load(io.BytesIO(bytes(data)))
+
+
+def _small_model_file():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 4])
+    model = GaussianMixture(2, covariance_type="full", random_state=0).fit(X)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return buffer.getvalue(), model, X
+
+
+def test_every_single_byte_flip_loads_the_model_or_is_refused():
+    # Every byte of a small model file, changed several ways (all bits, the
+    # lowest, the highest, and a seeded random other value): the result is
+    # the very same model (a byte the format does not use, such as a date) or
+    # a ModelFileError. The old load let NotImplementedError ("zip file
+    # version 21.0") through, among other things.
+    data, model, X = _small_model_file()
+    expected = model.score_samples(X).tobytes()
+    rng = np.random.default_rng(16)
+    masks = (0xFF, 0x01, 0x80)
+    outcomes = {"loaded": 0, "refused": 0}
+    for position in range(len(data)):
+        for mask in masks + (int(rng.integers(1, 256)),):
+            flipped = bytearray(data)
+            flipped[position] ^= mask
+            try:
+                loaded = load(io.BytesIO(bytes(flipped)))
+            except ModelFileError:
+                outcomes["refused"] += 1
+                continue
+            except Exception as error:   # noqa: BLE001 - the point of the test
+                pytest.fail(f"byte {position} ^ {mask:#x}: {type(error).__name__}: {error}")
+            assert type(loaded) is type(model), position
+            assert loaded.score_samples(X).tobytes() == expected, position
+            outcomes["loaded"] += 1
+    assert outcomes["refused"] > len(data) // 2 and outcomes["loaded"] > 0, outcomes
+
+
+def test_unseekable_stream_loads(tmp_path):
+    gmm, _ = _fitted("full")
+    buffer = io.BytesIO()
+    gmm.save(buffer)
+
+    class Stream(io.RawIOBase):
+        def __init__(self, data):
+            self._inner = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            return self._inner.readinto(b)
+
+    _assert_identical(load(io.BufferedReader(Stream(buffer.getvalue()))), gmm)
+    with pytest.raises(ModelFileError, match="not an .npz archive"):
+        load(io.BufferedReader(Stream(b"plain text")))
+
+
+def test_zip64_end_records_and_a_file_object_part_way(monkeypatch):
+    # numpy writes zip64 end records past 65535 members or 4 GiB: forced here
+    # by lowering zipfile's member-count limit; and a model written after
+    # other bytes of a file object loads from that position.
+    gmm, _ = _fitted("spherical")
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
+    buffer = io.BytesIO()
+    gmm.save(buffer)
+    monkeypatch.undo()
+    assert b"PK\x06\x06" in buffer.getvalue() and b"PK\x06\x07" in buffer.getvalue()
+    _assert_identical(load(io.BytesIO(buffer.getvalue())), gmm)
+    shifted = io.BytesIO()
+    shifted.write(b"other data")
+    gmm.save(shifted)
+    shifted.seek(len(b"other data"))
+    _assert_identical(load(shifted), gmm)
+
+
+def test_os_errors_are_not_disguised(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        load(tmp_path)
+
+
+# --------------------------------------------------- the old format still loads
+
+# Written by fastgmm at c927a79 (format version 1, the only one then):
+# GaussianMixture(2, covariance_type="full", random_state=0) fitted on a
+# DataFrame with columns a, b of 80 rows; kept as bytes so that a change of
+# the writer cannot change it.
+_OLD_MODEL_B64 = (
+    "UEsDBC0AAAAAAAAAIQDpgOcL//////////8MABQAd2VpZ2h0c18ubnB5AQAQAJAAAAAAAAAAkAAA"
+    "AAAAAACTTlVNUFkBAHYAeydkZXNjcic6ICc8ZjgnLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAn"
+    "c2hhcGUnOiAoMiwpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgCiPAvS4G0N8/7h+h6PwX4D9QSwMELQAAAAAAAAAhAAajUoX/////"
+    "/////woAFABtZWFuc18ubnB5AQAQAKAAAAAAAAAAoAAAAAAAAACTTlVNUFkBAHYAeydkZXNjcic6"
+    "ICc8ZjgnLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAnc2hhcGUnOiAoMiwgMiksIH0gICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgCuONxn2R"
+    "JQ5AT2SWm9hUEEDwrTXm4Z21P1ezARvDhsc/UEsDBC0AAAAAAAAAIQC7YIOp//////////8QABQA"
+    "Y292YXJpYW5jZXNfLm5weQEAEADAAAAAAAAAAMAAAAAAAAAAk05VTVBZAQB2AHsnZGVzY3InOiAn"
+    "PGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDIsIDIpLCB9ICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIArLtDh5moDp"
+    "P9BNgPRvA7Y/0E2A9G8Dtj80Nw17m8XuP7K0aTyr8u8/xrXBkXoAyD/GtcGRegDIP4D9LRY+J+0/"
+    "UEsDBC0AAAAAAAAAIQAWcBnU//////////8YABQAcHJlY2lzaW9uc19jaG9sZXNreV8ubnB5AQAQ"
+    "AMAAAAAAAAAAwAAAAAAAAACTTlVNUFkBAHYAeydkZXNjcic6ICc8ZjgnLCAnZm9ydHJhbl9vcmRl"
+    "cic6IEZhbHNlLCAnc2hhcGUnOiAoMiwgMiwgMiksIH0gICAgICAgICAgICAgICAgICAgICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgCoCiYsk57PE/Y5PP4QhOvL8AAAAAAAAAAAQ2"
+    "26Q7ZfA/wiXWO1YD8D/yzvFqWLDJvwAAAAAAAAAADShnLMEY8T9QSwMELQAAAAAAAAAhAB+UA6z/"
+    "/////////w8AFABwcmVjaXNpb25zXy5ucHkBABAAwAAAAAAAAADAAAAAAAAAAJNOVU1QWQEAdgB7"
+    "J2Rlc2NyJzogJzxmOCcsICdmb3J0cmFuX29yZGVyJzogRmFsc2UsICdzaGFwZSc6ICgyLCAyLCAy"
+    "KSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg"
+    "ICAK6SAkEa1F9D8VaUX9HgG9vxVpRf0eAb2/BRKWy/fM8D8XtHjZp6vwP0lztpwcc8u/SXO2nBxz"
+    "y79IqvzKwETyP1BLAwQtAAAAAAAAACEAoFNR/f//////////CgAUAGhlYWRlci5ucHkBABAAqQIA"
+    "AAAAAACpAgAAAAAAAJNOVU1QWQEAdgB7J2Rlc2NyJzogJ3x1MScsICdmb3J0cmFuX29yZGVyJzog"
+    "RmFsc2UsICdzaGFwZSc6ICg1NTMsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAKeyJjb252ZXJnZWRfIjogdHJ1ZSwgImZhc3RnbW1f"
+    "dmVyc2lvbiI6ICIwLjEuMCIsICJmZWF0dXJlX25hbWVzX2luXyI6IFsiYSIsICJiIl0sICJmb3Jt"
+    "YXQiOiAiZmFzdGdtbS1tb2RlbCIsICJmb3JtYXRfdmVyc2lvbiI6IDEsICJsb3dlcl9ib3VuZF8i"
+    "OiAtMy40MTQ0MzU1ODM3MjMxOTk3LCAibG93ZXJfYm91bmRzXyI6IFstMy40MTQ5ODEyMTA5NzYy"
+    "OTYsIC0zLjQxNDQzNTU4MzcyMzE5OTddLCAibl9mZWF0dXJlc19pbl8iOiAyLCAibl9pdGVyXyI6"
+    "IDIsICJwYXJhbXMiOiB7ImNvdmFyaWFuY2VfdHlwZSI6ICJmdWxsIiwgImluaXRfcGFyYW1zIjog"
+    "ImttZWFucyIsICJtYXhfaXRlciI6IDEwMCwgIm1lYW5zX2luaXQiOiBudWxsLCAibl9jb21wb25l"
+    "bnRzIjogMiwgIm5faW5pdCI6IDEsICJwcmVjaXNpb25zX2luaXQiOiBudWxsLCAicmFuZG9tX3N0"
+    "YXRlIjogMCwgInJlZ19jb3ZhciI6IDFlLTA2LCAidG9sIjogMC4wMDEsICJ2ZXJib3NlIjogMCwg"
+    "InZlcmJvc2VfaW50ZXJ2YWwiOiAxMCwgIndhcm1fc3RhcnQiOiBmYWxzZSwgIndlaWdodHNfaW5p"
+    "dCI6IG51bGx9fVBLAQItAy0AAAAAAAAAIQDpgOcLkAAAAJAAAAAMAAAAAAAAAAAAAACAAQAAAAB3"
+    "ZWlnaHRzXy5ucHlQSwECLQMtAAAAAAAAACEABqNShaAAAACgAAAACgAAAAAAAAAAAAAAgAHOAAAA"
+    "bWVhbnNfLm5weVBLAQItAy0AAAAAAAAAIQC7YIOpwAAAAMAAAAAQAAAAAAAAAAAAAACAAaoBAABj"
+    "b3ZhcmlhbmNlc18ubnB5UEsBAi0DLQAAAAAAAAAhABZwGdTAAAAAwAAAABgAAAAAAAAAAAAAAIAB"
+    "rAIAAHByZWNpc2lvbnNfY2hvbGVza3lfLm5weVBLAQItAy0AAAAAAAAAIQAflAOswAAAAMAAAAAP"
+    "AAAAAAAAAAAAAACAAbYDAABwcmVjaXNpb25zXy5ucHlQSwECLQMtAAAAAAAAACEAoFNR/akCAACp"
+    "AgAACgAAAAAAAAAAAAAAgAG3BAAAaGVhZGVyLm5weVBLBQYAAAAABgAGAGsBAACcBwAAAAA="
+)
+
+
+def test_format_version_1_file_still_loads(tmp_path):
+    data = base64.b64decode(_OLD_MODEL_B64)
+    path = tmp_path / "old.npz"
+    path.write_bytes(data)
+    loaded = load(path)
+    assert type(loaded) is GaussianMixture
+    with np.load(path, allow_pickle=False) as npz:
+        header = json.loads(npz["header"].tobytes().decode())
+        for name in FITTED:
+            assert getattr(loaded, name).tobytes() == npz[name].tobytes(), name
+    assert header["format_version"] == 1
+    assert list(loaded.feature_names_in_) == ["a", "b"]
+    assert loaded.n_iter_ == header["n_iter_"] and loaded.converged_
+    # Saving it again writes the same version-1 header.
+    buffer = io.BytesIO()
+    loaded.save(buffer)
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as npz:
+        again = json.loads(npz["header"].tobytes().decode())
+    assert again["format_version"] == 1
+    assert {k: v for k, v in again.items() if k != "fastgmm_version"} == {
+        k: v for k, v in header.items() if k != "fastgmm_version"}

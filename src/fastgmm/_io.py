@@ -16,18 +16,34 @@ archive written by numpy:
 ``param_weights_init``, ``param_means_init``, ``param_precisions_init``, ``param_random_state_key``
     Only when those parameters are arrays (or a RandomState).
 
-Loading reads every member with ``allow_pickle=False`` after checking its
-.npy header (plain numeric dtype, size matching the bytes present), and
-checks the model itself: shapes, dtypes, finite values, weights summing to
-one, positive definite covariances, precision factors consistent with them.
-Any failure raises :class:`ModelFileError` (a ValueError) saying what is
-wrong.
+Loading reads the file only as far as it has to, and checks it in this order:
+the zip signature (4 bytes); the end-of-archive record and the central
+directory (at most one entry per possible member, each a stored ``.npy``
+listed once, no flags but UTF-8 names and data descriptors, every member
+inside the archive and no two overlapping); the header member (at most
+``_MAX_HEADER_BYTES``, its nesting bounded before JSON parses it); then each
+other member, whose declared size must fit the shape that the header's
+n_components, n_features_in_ and covariance_type give it, read in bounded
+chunks with its CRC checked, its .npy header parsed with a bounded size
+(plain numeric dtypes only, ``allow_pickle`` never). Then the model itself:
+shapes, dtypes, finite values, weights summing to one, positive definite
+covariances, precision factors consistent with them. Any failure raises
+:class:`ModelFileError` (a ValueError) saying what is wrong; an
+operating-system error opening or reading the file (FileNotFoundError,
+PermissionError, EIO) is raised as it is.
 """
 
 import io
 import json
+import math
 import os
+import re
+import shutil
+import struct
+import tempfile
 import zipfile
+import zlib
+from typing import IO, Union
 
 import numpy as np
 from scipy import linalg
@@ -37,12 +53,33 @@ from fastgmm._files import atomic_write
 from fastgmm._gaussian_mixture import _PRECISION_SHAPES, GaussianMixture
 from fastgmm._version import __version__
 
+PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
+
 FORMAT_NAME = "fastgmm-model"
 FORMAT_VERSION = 1
+READABLE_VERSIONS = (FORMAT_VERSION,)
 
 FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 ARRAY_PARAMS = ("weights_init", "means_init", "precisions_init")
+_RANDOM_STATE_KEY = "param_random_state_key"
+_ALL_MEMBERS = frozenset(("header", *FITTED_ARRAYS, *("param_" + name for name in ARRAY_PARAMS),
+                          _RANDOM_STATE_KEY))
+
 _ZIP_MAGIC = b"PK\x03\x04"
+_END_RECORD = struct.Struct("<IHHHHIIH")           # end of central directory, 22 bytes
+_ZIP64_LOCATOR = struct.Struct("<IIQI")            # 20 bytes
+_ZIP64_END_RECORD = struct.Struct("<IQHHIIQQQQ")   # 56 bytes
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")      # 30 bytes
+_MAX_MEMBERS = len(_ALL_MEMBERS)
+_MAX_DIRECTORY_ENTRY = 1024        # 46 fixed bytes, a short name, a zip64 extra field
+_ALLOWED_FLAGS = 0x08 | 0x800      # data descriptor, UTF-8 name
+_MAX_HEADER_BYTES = 16 * 2**20     # the JSON header: feature names, lower_bounds_
+_MAX_NPY_HEADER = 4096             # numpy writes 64 to 128 bytes
+_MAX_ITEMSIZE = 16                 # longdouble parameter arrays
+_MAX_JSON_DEPTH = 8                # the header nests 4 deep
+_MAX_DIMENSION = 2**40             # n_components, n_features_in_
+_MAX_COUNT = 2**63 - 1             # n_iter_, online_updates
+_READ_CHUNK = 2**20
 
 
 class ModelFileError(ValueError):
@@ -53,10 +90,14 @@ class ModelFileError(ValueError):
 # ---------------------------------------------------------------------- save
 
 
-def save_model(gmm: GaussianMixture, path) -> None:
+def save_model(gmm: GaussianMixture, path: PathOrFile) -> None:
     """Write a fitted GaussianMixture to `path` (see the module docstring)."""
     check_is_fitted(gmm)
     arrays = {name: np.asarray(getattr(gmm, name)) for name in FITTED_ARRAYS}
+    if gmm.means_.shape[0] != gmm.n_components:
+        raise ValueError(f"n_components is {gmm.n_components} but the model was fitted with "
+                         f"{gmm.means_.shape[0]} components: such a file would not load; "
+                         "set n_components back or fit again")
     params = {}
     for name, value in gmm.get_params(deep=False).items():
         params[name] = _encode_param(name, value, arrays)
@@ -84,7 +125,7 @@ def _encode_param(name, value, arrays):
     """JSON for one constructor parameter; arrays go to `arrays`."""
     if isinstance(value, np.random.RandomState):
         kind, key, pos, has_gauss, cached_gaussian = value.get_state(legacy=True)
-        arrays["param_random_state_key"] = np.asarray(key, dtype=np.uint32)
+        arrays[_RANDOM_STATE_KEY] = np.asarray(key, dtype=np.uint32)
         return {"$random_state": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
                                   "cached_gaussian": float(cached_gaussian)}}
     if name in ARRAY_PARAMS and value is not None:
@@ -98,10 +139,8 @@ def _encode_param(name, value, arrays):
 
 def _write_npz(path, arrays):
     """np.savez to a file object (so the name is kept as given, with no
-    '.npz' appended); to a path through _files.atomic_write (temporary file
-    in the same folder, fsync, rename): a failed save leaves no truncated
-    model behind, and the file gets the mode open() would give it (0666 less
-    the umask, or the replaced file's), not mkstemp's 0600."""
+    '.npz' appended); to a path through _files.atomic_write (temporary file,
+    fsync, rename; the umask or the replaced file's mode)."""
     if hasattr(path, "write"):
         np.savez(path, **arrays)
         return
@@ -112,15 +151,19 @@ def _write_npz(path, arrays):
 # ---------------------------------------------------------------------- load
 
 
-def load(path) -> GaussianMixture:
+def load(path: PathOrFile) -> GaussianMixture:
     """Load a GaussianMixture saved with :meth:`GaussianMixture.save`.
 
-    The file is read as data only (no pickles, no code runs) and checked
-    before an estimator is built from it.
+    The file is read as data only (no pickles, no code runs), and only as far
+    as it has to be: its structure and declared sizes are checked before any
+    array is read, and the model is checked before an estimator is built
+    from it.
 
     Parameters
     ----------
     path : str, path-like or binary file object
+        A file object is read from its current position to its end; one that
+        cannot seek (a pipe) is first copied to a temporary file.
 
     Returns
     -------
@@ -133,104 +176,326 @@ def load(path) -> GaussianMixture:
         (a ValueError) if the file is not a fastgmm model, has an unknown
         format version, is truncated or corrupt, or its arrays are missing,
         misshapen, not finite or inconsistent.
-    FileNotFoundError
-        If there is no such file.
+    FileNotFoundError, PermissionError, IsADirectoryError
+        Opening the file failed.
     """
     if hasattr(path, "read"):
-        name = getattr(path, "name", "<file object>")
-        data = path.read()
-    else:
-        name = os.fspath(path)
-        with open(path, "rb") as f:
-            data = f.read()
+        return _load_named(path, getattr(path, "name", "<file object>"))
+    name = os.fspath(path)
+    with open(path, "rb") as f:
+        return _load_named(f, name)
+
+
+def _load_named(f, name):
     try:
-        return _load_bytes(data)
+        return _load_stream(f)
     except ModelFileError as error:
         raise ModelFileError(f"{name}: {error}") from None
 
 
-def _load_bytes(data):
-    if not data.startswith(_ZIP_MAGIC):
-        raise ModelFileError("not a fastgmm model file (not an .npz archive)")
+# What a malformed file can make the zip, .npy, JSON and numpy parsers raise.
+# OSError is not among them: an error of the disk or the operating system is
+# not the file's contents.
+_MALFORMED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, struct.error,
+              ValueError, KeyError, IndexError, TypeError, OverflowError, RuntimeError)
+
+
+def _load_stream(f):
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise ModelFileError(
-            f"truncated or corrupt model file (not a complete .npz archive: {error})"
-        ) from None
+        seekable = bool(f.seekable())
+    except (AttributeError, ValueError, OSError):
+        seekable = False
+    base = f.tell() if seekable else 0
+    magic = _read_up_to(f, len(_ZIP_MAGIC))
+    if magic != _ZIP_MAGIC:
+        raise ModelFileError("not a fastgmm model file (not an .npz archive)")
+    if seekable:
+        return _load_archive(f, base)
+    with tempfile.SpooledTemporaryFile(max_size=_MAX_HEADER_BYTES) as spool:
+        spool.write(magic)
+        shutil.copyfileobj(f, spool, _READ_CHUNK)
+        return _load_archive(spool, 0)
+
+
+def _read_up_to(f, n):
+    data = b""
+    while len(data) < n:
+        chunk = f.read(n - len(data))
+        if not chunk:
+            break
+        if not isinstance(chunk, bytes):
+            return None         # a text file object
+        data += chunk
+    return data
+
+
+def _load_archive(f, base):
+    """Check the archive's structure, then read and check the model."""
+    try:
+        cd_start, count = _check_end_record(f, base)
+        archive = zipfile.ZipFile(f)
+        if archive.start_dir != cd_start:     # zipfile found the same directory
+            archive.close()
+            raise ModelFileError("truncated or corrupt model file (two readings of the "
+                                 "archive's directory disagree)")
+    except ModelFileError:
+        raise
+    except MemoryError:
+        raise ModelFileError("not enough memory for the archive's directory "
+                             "(a corrupt file declaring a huge size?)") from None
+    except _MALFORMED as error:
+        raise ModelFileError(f"truncated or corrupt model file (not a readable .npz "
+                             f"archive: {type(error).__name__}: {error})") from None
     with archive:
-        members = _read_members(archive)
-    if "header" not in members:
-        raise ModelFileError("not a fastgmm model file (no 'header' array)")
-    header = _parse_header(members.pop("header"))
-    return _build_estimator(header, members)
+        try:
+            infos = _check_directory(f, archive, base, cd_start, count)
+            header = _parse_header(_read_member(archive, infos["header"], _MAX_HEADER_BYTES))
+            bounds = _member_bounds(header, infos)
+            members = {key: _read_member(archive, infos[key], bounds[key]) for key in bounds}
+            return _build_estimator(header, members)
+        except ModelFileError:
+            raise
+        except MemoryError:
+            raise ModelFileError("not enough memory for the model's arrays") from None
+        except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+            # A CRC that does not match, a local header that is not the
+            # directory's, a member that ends early.
+            raise ModelFileError(f"truncated or corrupt model file ({type(error).__name__}: "
+                                 f"{error})") from None
+        except _MALFORMED as error:
+            raise ModelFileError(f"malformed model file ({type(error).__name__}: {error})") \
+                from None
 
 
-def _read_members(archive):
-    """Every member as an array, through np.load(allow_pickle=False), after
-    checking its .npy header against the bytes that are really there."""
-    members = {}
-    for info in archive.infolist():
+def _check_end_record(f, base):
+    """The central directory's absolute offset and its number of entries,
+    from the end-of-archive record that must end the file, found as zipfile
+    finds it. Bounds the directory's size by the most members a model file
+    has, before zipfile reads it."""
+    f.seek(0, os.SEEK_END)
+    end = f.tell()
+    if end - base < _END_RECORD.size + _LOCAL_HEADER.size:
+        raise ModelFileError("truncated or corrupt model file (too short for an archive)")
+    f.seek(end - _END_RECORD.size)
+    (signature, disk, cd_disk, count_disk, count, cd_size, cd_offset,
+     comment) = _END_RECORD.unpack(f.read(_END_RECORD.size))
+    if signature != 0x06054B50 or comment != 0:
+        raise ModelFileError("truncated or corrupt model file (the file does not end with "
+                             "an archive's end record)")
+    record = end - _END_RECORD.size
+    if record - base >= _ZIP64_LOCATOR.size + _ZIP64_END_RECORD.size:
+        f.seek(record - _ZIP64_LOCATOR.size)
+        locator = _ZIP64_LOCATOR.unpack(f.read(_ZIP64_LOCATOR.size))
+        if locator[0] == 0x07064B50:
+            if locator[1] != 0 or locator[3] > 1:
+                raise ModelFileError("truncated or corrupt model file (a multi-disk archive)")
+            f.seek(record - _ZIP64_LOCATOR.size - _ZIP64_END_RECORD.size)
+            zip64 = _ZIP64_END_RECORD.unpack(f.read(_ZIP64_END_RECORD.size))
+            if zip64[0] == 0x06064B50:
+                disk, cd_disk, count_disk, count, cd_size, cd_offset = zip64[4:]
+                record -= _ZIP64_LOCATOR.size + _ZIP64_END_RECORD.size
+    if disk != 0 or cd_disk != 0 or count_disk != count:
+        raise ModelFileError("truncated or corrupt model file (a multi-disk archive)")
+    if count > _MAX_MEMBERS:
+        raise ModelFileError(f"not a fastgmm model file (the archive has {count} members; "
+                             f"a model file has at most {_MAX_MEMBERS})")
+    if cd_size > count * _MAX_DIRECTORY_ENTRY:
+        raise ModelFileError(f"truncated or corrupt model file (a directory of {cd_size} "
+                             f"bytes for {count} members)")
+    # The directory ends where the end record starts. Its recorded offset is
+    # counted from the archive's start (np.savez into a fresh file) or from
+    # the file's (zipfile writing into a file object after other data):
+    # zipfile reads either, and so does this.
+    cd_start = record - cd_size
+    if cd_start - cd_offset not in (0, base) or cd_start < base + _LOCAL_HEADER.size:
+        raise ModelFileError("truncated or corrupt model file (the archive's directory is "
+                             "not where its end record says)")
+    return cd_start, count
+
+
+def _check_directory(f, archive, base, cd_start, count):
+    """The members by key ('means_' for means_.npy) after checking, before
+    any is read, that each is a stored .npy listed once, and that they lie
+    within the archive without overlapping."""
+    infos = archive.infolist()
+    if len(infos) != count:
+        raise ModelFileError(f"truncated or corrupt model file (the directory lists "
+                             f"{len(infos)} members, its end record {count})")
+    for info in infos:
         if not info.filename.endswith(".npy"):
             raise ModelFileError(f"not a fastgmm model file (unexpected member "
                                  f"{info.filename!r})")
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise ModelFileError(f"member {info.filename!r} is compressed; fastgmm writes "
-                                 "uncompressed archives")
+    keys = {}
+    for info in infos:
         key = info.filename[: -len(".npy")]
+        if key in keys:
+            raise ModelFileError(f"member {info.filename!r} is listed more than once")
+        keys[key] = info
+    if "header" not in keys:
+        raise ModelFileError("not a fastgmm model file (no 'header' array)")
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ModelFileError(f"member {info.filename!r} is compressed (method "
+                                 f"{info.compress_type}); fastgmm writes uncompressed archives")
+        if info.flag_bits & ~_ALLOWED_FLAGS:
+            raise ModelFileError(f"member {info.filename!r} has zip flags {info.flag_bits:#x} "
+                                 "(encrypted or an unsupported zip feature)")
+        if info.compress_size != info.file_size:
+            raise ModelFileError(f"truncated or corrupt model file (stored member "
+                                 f"{info.filename!r} has two sizes)")
+    extents = []
+    for info in infos:
+        start = info.header_offset
+        if not base <= start <= cd_start - _LOCAL_HEADER.size:
+            raise ModelFileError(f"truncated or corrupt model file (member {info.filename!r} "
+                                 "starts outside the archive)")
+        f.seek(start)
+        local = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+        if local[0] != 0x04034B50:
+            raise ModelFileError(f"truncated or corrupt model file (no local header for member "
+                                 f"{info.filename!r})")
+        stop = start + _LOCAL_HEADER.size + local[9] + local[10] + info.compress_size
+        if stop > cd_start:
+            raise ModelFileError(f"truncated or corrupt model file (member {info.filename!r} "
+                                 f"extends past the archive's data: {info.compress_size} bytes "
+                                 "declared)")
+        extents.append((start, stop, info.filename))
+    extents.sort()
+    for (_, stop, name), (start, _, other) in zip(extents, extents[1:]):
+        if start < stop:
+            raise ModelFileError(f"truncated or corrupt model file (members {name!r} and "
+                                 f"{other!r} overlap)")
+    return keys
+
+
+def _read_member(archive, info, max_bytes):
+    """One member as an array: its declared size within `max_bytes`, its .npy
+    header parsed from at most _MAX_NPY_HEADER bytes, a plain numeric dtype,
+    the data read in chunks into an array of exactly the declared size (no
+    pickles, no copy of the whole member), the CRC checked."""
+    key = info.filename[: -len(".npy")]
+    if info.file_size > max_bytes:
+        raise ModelFileError(f"member {info.filename!r} declares {info.file_size} bytes; "
+                             f"this model's {key!r} has at most {max_bytes}")
+    with archive.open(info) as stream:
+        prefix = stream.read(min(info.file_size, _MAX_NPY_HEADER))
+        head = io.BytesIO(prefix)
         try:
-            raw = archive.read(info)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
-            raise ModelFileError(f"truncated or corrupt model file (member {key!r}: "
-                                 f"{error})") from None
-        stream = io.BytesIO(raw)
-        try:
-            version = np.lib.format.read_magic(stream)
+            version = np.lib.format.read_magic(head)
             if version == (1, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(
+                    head, max_header_size=_MAX_NPY_HEADER)
             elif version == (2, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(
+                    head, max_header_size=_MAX_NPY_HEADER)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
-        except ValueError as error:
-            raise ModelFileError(f"array {key!r} has a bad .npy header ({error})") from None
+        except Exception as error:  # noqa: BLE001 - numpy's parser on untrusted bytes
+            # ValueError mostly; also tokenize.TokenError, TypeError (keys of
+            # mixed types sorted), RecursionError, MemoryError.
+            raise ModelFileError(f"array {key!r} has a bad .npy header "
+                                 f"({type(error).__name__}: {error})") from None
         if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
             raise ModelFileError(f"array {key!r} has dtype {dtype}, not a plain numeric type")
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if len(raw) - stream.tell() != expected:
+        if len(shape) > 3 or any(n < 0 for n in shape):
+            raise ModelFileError(f"array {key!r} has shape {_short(shape)}, not an array a "
+                                 "model has")
+        needed = math.prod(shape) * dtype.itemsize
+        start = head.tell()
+        present = info.file_size - start
+        if needed != present:
             raise ModelFileError(
-                f"truncated or corrupt model file (array {key!r} of shape {shape} needs "
-                f"{expected} bytes, {len(raw) - stream.tell()} are there)"
+                f"truncated or corrupt model file (array {key!r} of shape {_short(shape)} "
+                f"needs {_short(needed)} bytes, {present} are there)"
             )
-        try:
-            array = np.load(io.BytesIO(raw), allow_pickle=False)
-        except ValueError as error:
-            raise ModelFileError(f"array {key!r} cannot be read ({error})") from None
-        if array.dtype.byteorder not in ("=", "|"):
-            array = array.astype(array.dtype.newbyteorder("="))
-        members[key] = array
-    return members
+        data = bytearray(needed)
+        view = memoryview(data)
+        done = len(prefix) - start
+        view[:done] = prefix[start:]
+        while done < needed:
+            chunk = stream.read(min(needed - done, _READ_CHUNK))
+            if not chunk:
+                raise ModelFileError(f"truncated or corrupt model file (array {key!r} ends "
+                                     "early)")
+            view[done:done + len(chunk)] = chunk
+            done += len(chunk)
+        stream.read(1)          # at the end: zipfile checks the CRC (done above
+        #                         when the last byte came in; a no-op then)
+    array = np.frombuffer(data, dtype=dtype)
+    array = array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
+    if array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...)"
+
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}"]')
+
+
+def _check_nesting(text):
+    """Refuse JSON nested deeper than a header is, before json.loads recurses
+    into it. Linear: a string that does not close stops the scan (json.loads
+    then fails there)."""
+    depth = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > _MAX_JSON_DEPTH:
+                raise ModelFileError(f"the header is nested more than {_MAX_JSON_DEPTH} "
+                                     "levels deep; a model's is not")
+        elif token in "]}":
+            depth -= 1
+        elif token == '"':
+            break
 
 
 def _parse_header(header_array):
     if header_array.dtype != np.uint8 or header_array.ndim != 1:
         raise ModelFileError("not a fastgmm model file ('header' is not JSON text)")
     try:
-        header = json.loads(header_array.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        text = header_array.tobytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFileError("not a fastgmm model file ('header' is not JSON text)") from None
+    _check_nesting(text)
+    try:
+        header = json.loads(text)
+    except ValueError:
         raise ModelFileError("not a fastgmm model file ('header' is not JSON text)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ModelFileError(
             f"not a fastgmm model file (header format is not {FORMAT_NAME!r})"
         )
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if not _is_int(version) or version not in READABLE_VERSIONS:
         raise ModelFileError(
-            f"unknown model file format version {version!r} (written by fastgmm "
-            f"{header.get('fastgmm_version', '?')}); this fastgmm {__version__} reads "
-            f"version {FORMAT_VERSION}. Load it with a matching fastgmm version."
+            f"unknown model file format version {_short(version)} (written by fastgmm "
+            f"{_short(header.get('fastgmm_version', '?'))}); this fastgmm {__version__} reads "
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}. Load it with a matching "
+            "fastgmm version."
         )
+    _check_header_fields(header)
     return header
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    if isinstance(value, float):
+        return True
+    if not _is_int(value):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 _HEADER_FIELDS = {
@@ -243,7 +508,9 @@ _HEADER_FIELDS = {
 }
 
 
-def _build_estimator(header, members):
+def _check_header_fields(header):
+    """Types and ranges of the header's fields, before any array is read
+    (n_components, n_features_in_ and covariance_type bound the arrays)."""
     for field, kind in _HEADER_FIELDS.items():
         if field not in header:
             raise ModelFileError(f"the header has no {field!r}")
@@ -251,6 +518,103 @@ def _build_estimator(header, members):
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ModelFileError(f"header field {field!r} has the wrong type "
                                  f"({type(value).__name__})")
+    if not 1 <= header["n_features_in_"] <= _MAX_DIMENSION:
+        raise ModelFileError(f"header field 'n_features_in_' = "
+                             f"{_short(header['n_features_in_'])} is out of range")
+    if not 0 <= header["n_iter_"] <= _MAX_COUNT:
+        raise ModelFileError(f"n_iter_ = {_short(header['n_iter_'])} is "
+                             f"{'negative' if header['n_iter_'] < 0 else 'out of range'}")
+    if not _is_number(header["lower_bound_"]):
+        raise ModelFileError("header field 'lower_bound_' is not a float")
+    if not all(_is_number(v) for v in header["lower_bounds_"]):
+        raise ModelFileError("header field 'lower_bounds_' must be a list of numbers")
+    if "online_updates" in header:
+        updates = header["online_updates"]
+        if not _is_int(updates) or not 0 <= updates <= _MAX_COUNT:
+            raise ModelFileError(f"online_updates must be a count, got {_short(updates)}")
+
+    params = header["params"]
+    n_components = params.get("n_components")
+    if not _is_int(n_components) or not 1 <= n_components <= _MAX_DIMENSION:
+        raise ModelFileError(f"bad estimator parameters in the header: n_components = "
+                             f"{_short(n_components)}")
+    covariance_type = params.get("covariance_type")
+    if not isinstance(covariance_type, str) or covariance_type not in _PRECISION_SHAPES:
+        raise ModelFileError(f"bad estimator parameters in the header: covariance_type = "
+                             f"{_short(covariance_type)}")
+    for name, value in params.items():
+        if isinstance(value, dict) and "$array" in value:
+            if value["$array"] != "param_" + name or name not in ARRAY_PARAMS:
+                raise ModelFileError(f"parameter {name!r} refers to a missing array "
+                                     f"{_short(value['$array'])}")
+        elif isinstance(value, dict) and "$random_state" in value and name == "random_state":
+            _check_random_state(value["$random_state"])
+        elif isinstance(value, dict):
+            raise ModelFileError(f"parameter {name!r} has an unknown value {_short(value)}")
+
+
+def _check_random_state(state):
+    def bad(reason):
+        return ModelFileError(f"bad random_state in the model file: {reason}")
+
+    if not isinstance(state, dict):
+        raise bad("not an object")
+    for field in ("kind", "pos", "has_gauss", "cached_gaussian"):
+        if field not in state:
+            raise bad(f"no {field!r}")
+    if state["kind"] != "MT19937":
+        raise bad(f"kind is {_short(state['kind'])}, not 'MT19937'")
+    if not _is_int(state["pos"]) or not 0 <= state["pos"] <= 624:
+        raise bad(f"pos = {_short(state['pos'])} is not in [0, 624]")
+    if not _is_int(state["has_gauss"]) or state["has_gauss"] not in (0, 1):
+        raise bad(f"has_gauss = {_short(state['has_gauss'])} is not 0 or 1")
+    if not _is_number(state["cached_gaussian"]) or not math.isfinite(state["cached_gaussian"]):
+        raise bad(f"cached_gaussian = {_short(state['cached_gaussian'])} is not a finite "
+                  "number")
+
+
+def _expected_members(header):
+    """Shapes of the arrays the header says the file has (besides 'header')."""
+    params = header["params"]
+    n_components, n_features = params["n_components"], header["n_features_in_"]
+    precision_shape = _PRECISION_SHAPES[params["covariance_type"]](n_components, n_features)
+    shapes = {"weights_": (n_components,), "means_": (n_components, n_features),
+              "covariances_": precision_shape, "precisions_cholesky_": precision_shape,
+              "precisions_": precision_shape}
+    param_shapes = {"weights_init": (n_components,),
+                    "means_init": (n_components, n_features),
+                    "precisions_init": precision_shape}
+    for name, value in params.items():
+        if isinstance(value, dict) and "$array" in value:
+            shapes["param_" + name] = param_shapes[name]
+        elif isinstance(value, dict) and "$random_state" in value:
+            shapes[_RANDOM_STATE_KEY] = (624,)
+    return shapes
+
+
+def _member_bounds(header, infos):
+    """The most bytes each expected member may declare: its shape from the
+    header, at the widest item a model file has, plus a .npy header. Refuses
+    missing and unexpected members before any of them is read."""
+    shapes = _expected_members(header)
+    present = set(infos) - {"header"}
+    missing = [name for name in shapes if name not in present]
+    for name in missing:
+        if name.startswith("param_"):
+            param = name[len("param_"):]
+            if param == "random_state_key":
+                raise ModelFileError(f"bad random_state in the model file: no {name!r} array")
+            raise ModelFileError(f"parameter {param!r} refers to a missing array {name!r}")
+    if missing:
+        raise ModelFileError(f"missing array(s) {missing}")
+    extra = sorted(present - set(shapes))
+    if extra:
+        raise ModelFileError(f"unexpected array(s) {extra}")
+    return {name: _MAX_NPY_HEADER + _MAX_ITEMSIZE * math.prod(shape)
+            for name, shape in shapes.items()}
+
+
+def _build_estimator(header, members):
     params = {name: _decode_param(name, value, members)
               for name, value in header["params"].items()}
     try:
@@ -259,20 +623,9 @@ def _build_estimator(header, members):
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"bad estimator parameters in the header: {error}") from None
 
-    missing = [name for name in FITTED_ARRAYS if name not in members]
-    if missing:
-        raise ModelFileError(f"missing array(s) {missing}")
-    extra = sorted(set(members) - set(FITTED_ARRAYS))
-    if extra:
-        raise ModelFileError(f"unexpected array(s) {extra}")
     fitted = {name: members[name] for name in FITTED_ARRAYS}
-    _check_fitted_arrays(fitted, gmm.covariance_type, header["n_features_in_"])
-
-    lower_bounds = header["lower_bounds_"]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in lower_bounds):
-        raise ModelFileError("header field 'lower_bounds_' must be a list of numbers")
-    if header["n_iter_"] < 0:
-        raise ModelFileError(f"n_iter_ = {header['n_iter_']} is negative")
+    _check_fitted_arrays(fitted, gmm.covariance_type, gmm.n_components,
+                         header["n_features_in_"])
 
     for name, array in fitted.items():
         setattr(gmm, name, array)
@@ -282,49 +635,40 @@ def _build_estimator(header, members):
         if (not isinstance(names, list) or len(names) != gmm.n_features_in_
                 or not all(isinstance(v, str) for v in names)):
             raise ModelFileError(
-                f"feature_names_in_ must be {gmm.n_features_in_} strings, got {names!r}"
+                f"feature_names_in_ must be {gmm.n_features_in_} strings, got {_short(names)}"
             )
         gmm.feature_names_in_ = np.asarray(names, dtype=object)
     gmm.converged_ = header["converged_"]
     gmm.n_iter_ = header["n_iter_"]
     gmm.lower_bound_ = float(header["lower_bound_"])
-    gmm.lower_bounds_ = [float(v) for v in lower_bounds]
+    gmm.lower_bounds_ = [float(v) for v in header["lower_bounds_"]]
     if "online_updates" in header:
-        updates = header["online_updates"]
-        if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:
-            raise ModelFileError(f"online_updates must be a count, got {updates!r}")
-        gmm._online_updates = updates
+        gmm._online_updates = header["online_updates"]
     return gmm
 
 
 def _decode_param(name, value, members):
     if isinstance(value, dict) and "$array" in value:
-        key = value["$array"]
-        if key != "param_" + name or name not in ARRAY_PARAMS or key not in members:
-            raise ModelFileError(f"parameter {name!r} refers to a missing array {key!r}")
-        array = members.pop(key)
+        array = members["param_" + name]
         if array.dtype.kind != "f" or not np.all(np.isfinite(array)):
             raise ModelFileError(f"parameter {name!r} must be finite floats")
         return array
-    if isinstance(value, dict) and "$random_state" in value and name == "random_state":
-        key = members.pop("param_random_state_key", None)
+    if isinstance(value, dict) and "$random_state" in value:
+        key = members[_RANDOM_STATE_KEY]
         state = value["$random_state"]
-        try:
-            if key is None or key.dtype != np.uint32 or key.shape != (624,):
-                raise ValueError("the key must be 624 uint32")
-            random_state = np.random.RandomState()
-            random_state.set_state((state["kind"], key, int(state["pos"]),
-                                    int(state["has_gauss"]), float(state["cached_gaussian"])))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"bad random_state in the model file: {error}") from None
+        if key.dtype != np.uint32 or key.shape != (624,):
+            raise ModelFileError("bad random_state in the model file: the key must be 624 "
+                                 "uint32")
+        random_state = np.random.RandomState()
+        random_state.set_state((state["kind"], key, state["pos"], state["has_gauss"],
+                                float(state["cached_gaussian"])))
         return random_state
-    if isinstance(value, dict):
-        raise ModelFileError(f"parameter {name!r} has an unknown value {value!r}")
     return value
 
 
-def _check_fitted_arrays(fitted, covariance_type, n_features_in):
-    """Shapes, dtypes and the model's own consistency."""
+def _check_fitted_arrays(fitted, covariance_type, n_components, n_features_in):
+    """Shapes (those the header's n_components, covariance_type and
+    n_features_in_ give), dtypes and the model's own consistency."""
     weights, means = fitted["weights_"], fitted["means_"]
     dtype = means.dtype
     if dtype not in (np.float32, np.float64):
@@ -333,22 +677,20 @@ def _check_fitted_arrays(fitted, covariance_type, n_features_in):
         if array.dtype != dtype:
             raise ModelFileError(f"{name} has dtype {array.dtype}, means_ has {dtype}: "
                                  "a model's arrays share one dtype")
-    if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
-        raise ModelFileError(f"means_ has shape {means.shape}, expected "
-                             "(n_components, n_features)")
-    n_components, n_features = means.shape
-    if n_features != n_features_in:
-        raise ModelFileError(f"means_ has {n_features} features but n_features_in_ is "
+    if means.ndim == 2 and means.shape[1] != n_features_in:
+        raise ModelFileError(f"means_ has {means.shape[1]} features but n_features_in_ is "
                              f"{n_features_in}")
+    n_features = n_features_in
     precision_shape = _PRECISION_SHAPES[covariance_type](n_components, n_features)
-    expected = {"weights_": (n_components,), "means_": means.shape,
+    expected = {"weights_": (n_components,), "means_": (n_components, n_features),
                 "covariances_": precision_shape, "precisions_cholesky_": precision_shape,
                 "precisions_": precision_shape}
     for name, shape in expected.items():
         if fitted[name].shape != shape:
             raise ModelFileError(
                 f"{name} has shape {fitted[name].shape}, expected {shape} for "
-                f"{n_components} {covariance_type!r} components in {n_features} dimensions"
+                f"{n_components} {covariance_type!r} components in {n_features} dimensions "
+                f"(n_components = {n_components} in the header)"
             )
     for name, array in fitted.items():
         if not np.all(np.isfinite(array)):
