@@ -17,6 +17,9 @@ import zlib
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import fastgmm
 from fastgmm import GaussianMixture, ModelFileError, load
@@ -145,7 +148,7 @@ def test_max_iter_zero_model(tmp_path):
 
 def test_exported():
     assert fastgmm.load is load and issubclass(ModelFileError, ValueError)
-    assert {"load", "ModelFileError"} <= set(fastgmm.__all__)
+    assert {"load", "save", "ModelFileError"} <= set(fastgmm.__all__)
 
 
 # ------------------------------------------------------------ crafted files
@@ -489,7 +492,7 @@ def test_save_keeps_the_replaced_files_mode(tmp_path, umask_022):
     path = tmp_path / "m.npz"
     path.write_bytes(b"old")
     os.chmod(path, 0o640)
-    gmm.save(path)
+    fastgmm.save(gmm, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     _assert_identical(load(path), gmm)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
@@ -785,25 +788,32 @@ def test_unsupported_compression_and_flags(tmp_path):
             load(io.BytesIO(bytes(data)))
 
 
-def _small_model_file():
+def _small_model_file(standardize=False):
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 4])
-    model = GaussianMixture(2, covariance_type="full", random_state=0).fit(X)
+    model = GaussianMixture(2, covariance_type="full", random_state=0)
+    if standardize:
+        model = make_pipeline(StandardScaler(), model)
+    model.fit(X)
     buffer = io.BytesIO()
-    model.save(buffer)
+    if standardize:
+        fastgmm.save(model, buffer)
+    else:
+        model.save(buffer)
     return buffer.getvalue(), model, X
 
 
-def test_every_single_byte_flip_loads_the_model_or_is_refused():
+@pytest.mark.parametrize("standardize", [False, True])
+def test_every_single_byte_flip_loads_the_model_or_is_refused(standardize):
     # Every byte of a small model file, changed several ways (all bits, the
     # lowest, the highest, and a seeded random other value): the result is
     # the very same model (a byte the format does not use, such as a date) or
     # a ModelFileError. The old load let NotImplementedError ("zip file
     # version 21.0") through, among other things.
-    data, model, X = _small_model_file()
+    data, model, X = _small_model_file(standardize)
     expected = model.score_samples(X).tobytes()
     rng = np.random.default_rng(16)
-    masks = (0xFF, 0x01, 0x80)
+    masks = (0xFF, 0x01, 0x80) if not standardize else (0xFF,)
     outcomes = {"loaded": 0, "refused": 0}
     for position in range(len(data)):
         for mask in masks + (int(rng.integers(1, 256)),):
@@ -937,3 +947,141 @@ def test_format_version_1_file_still_loads(tmp_path):
     assert again["format_version"] == 1
     assert {k: v for k, v in again.items() if k != "fastgmm_version"} == {
         k: v for k, v in header.items() if k != "fastgmm_version"}
+
+
+# ----------------------------------------------------- standardisation stored
+
+
+@pytest.mark.parametrize("with_mean, with_std", [(True, True), (False, True), (True, False),
+                                                 (False, False)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pipeline_round_trip_is_exact(tmp_path, with_mean, with_std, dtype):
+    X, _ = make_mixture(n_samples=400, n_features=3, n_components=3, dtype=dtype, seed=3)
+    X = X * np.array([1.0, 100.0, 0.01], dtype=dtype) + np.array([5, -3, 0], dtype=dtype)
+    pipe = make_pipeline(StandardScaler(with_mean=with_mean, with_std=with_std),
+                         GaussianMixture(3, covariance_type="full", random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X)
+    path = tmp_path / "m.npz"
+    fastgmm.save(pipe, path)
+    loaded = load(path)
+    assert isinstance(loaded, Pipeline)
+    assert [name for name, _ in loaded.steps] == ["standardscaler", "gaussianmixture"]
+    scaler, gmm = loaded.steps[0][1], loaded.steps[1][1]
+    assert type(scaler) is StandardScaler and type(gmm) is GaussianMixture
+    assert scaler.get_params() == pipe[0].get_params()
+    _assert_identical(gmm, pipe[1])
+    for method in ("predict", "predict_proba", "score_samples"):
+        assert getattr(loaded, method)(X).tobytes() == getattr(pipe, method)(X).tobytes()
+    assert loaded.score(X) == pipe.score(X)
+    if with_mean:
+        assert scaler.mean_.tobytes() == pipe[0].mean_.tobytes()
+    if with_std:
+        assert scaler.scale_.tobytes() == pipe[0].scale_.tobytes()
+    assert scaler.n_features_in_ == 3
+    with np.load(path, allow_pickle=False) as npz:
+        assert json.loads(npz["header"].tobytes().decode())["format_version"] == 2
+
+
+def test_pipeline_feature_names_round_trip(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, _ = make_mixture(n_samples=300, n_features=2, n_components=2, seed=4)
+    frame = pd.DataFrame(X, columns=["height", "weight"])
+    pipe = make_pipeline(StandardScaler(), GaussianMixture(2, random_state=0)).fit(frame)
+    fastgmm.save(pipe, tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert list(loaded.feature_names_in_) == ["height", "weight"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # no feature-name warnings either way
+        assert loaded.predict_proba(frame).tobytes() == pipe.predict_proba(frame).tobytes()
+
+
+def test_save_function_on_a_gaussian_mixture(tmp_path):
+    gmm, _ = _fitted("tied")
+    fastgmm.save(gmm, tmp_path / "a.npz")
+    gmm.save(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    _assert_identical(load(tmp_path / "a.npz"), gmm)
+    assert "save" in fastgmm.__all__
+
+
+@pytest.mark.parametrize("build, error", [
+    (lambda: make_pipeline(MinMaxScaler(), GaussianMixture(2)), TypeError),
+    (lambda: make_pipeline(StandardScaler(), StandardScaler(), GaussianMixture(2)), TypeError),
+    (lambda: make_pipeline(GaussianMixture(2)), TypeError),
+    (lambda: make_pipeline(StandardScaler(), SkGaussianMixture(2)), TypeError),
+    (lambda: SkGaussianMixture(2), TypeError),
+    (lambda: "model", TypeError),
+])
+def test_save_refuses_other_models(tmp_path, build, error):
+    X, _ = make_mixture(n_samples=200, n_features=2, n_components=2, seed=1)
+    model = build()
+    if hasattr(model, "fit"):
+        model.fit(X)
+    with pytest.raises(error, match="GaussianMixture"):
+        fastgmm.save(model, tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_save_refuses_an_unfitted_pipeline(tmp_path):
+    with pytest.raises(NotFittedError):
+        fastgmm.save(make_pipeline(StandardScaler(), GaussianMixture(2)), tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def _pipeline_members():
+    X, _ = make_mixture(n_samples=300, n_features=3, n_components=2, seed=6)
+    pipe = make_pipeline(StandardScaler(), GaussianMixture(2, random_state=0)).fit(X)
+    buffer = io.BytesIO()
+    fastgmm.save(pipe, buffer)
+    buffer.seek(0)
+    with np.load(buffer, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    header = json.loads(arrays.pop("header").tobytes().decode("utf-8"))
+    return header, arrays
+
+
+@pytest.mark.parametrize("name", ["standardize_shift", "standardize_scale"])
+@pytest.mark.parametrize("value, match", [
+    (np.nan, "NaN or infinite"), (np.inf, "NaN or infinite"),
+    ("short", "shape"), ("float32", "dtype"), ("int", "dtype"),
+])
+def test_bad_standardisation_arrays(tmp_path, name, value, match):
+    header, arrays = _pipeline_members()
+    array = arrays[name].copy()
+    if value == "short":
+        array = array[:2]
+    elif value == "float32":
+        array = array.astype(np.float32)
+    elif value == "int":
+        array = np.ones(3, dtype=np.int64)
+    else:
+        array[1] = value
+    arrays[name] = array
+    _refused(_write(tmp_path / "m.npz", header, arrays), rf"{name}.*{match}|{match}.*{name}")
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0])
+def test_scale_must_be_positive(tmp_path, value):
+    header, arrays = _pipeline_members()
+    arrays["standardize_scale"] = arrays["standardize_scale"].copy()
+    arrays["standardize_scale"][0] = value
+    _refused(_write(tmp_path / "m.npz", header, arrays), "standardize_scale must be positive")
+
+
+def test_standardisation_and_version_must_agree(tmp_path):
+    header, arrays = _pipeline_members()
+    path = tmp_path / "m.npz"
+    _write(path, dict(header, format_version=1), arrays)
+    _refused(path, "unexpected array")
+    plain = {k: v for k, v in arrays.items() if not k.startswith("standardize_")}
+    _write(path, header, plain)
+    _refused(path, "missing array")
+    _write(path, {k: v for k, v in header.items() if k != "standardize"}, arrays)
+    _refused(path, "standardize")
+    _write(path, dict(header, standardize={"with_mean": "yes", "with_std": True}), arrays)
+    _refused(path, "standardize")
+    # with_mean=False: the stored shift must be the zeros it stands for.
+    _write(path, dict(header, standardize=dict(header["standardize"], with_mean=False)), arrays)
+    _refused(path, "standardize_shift")

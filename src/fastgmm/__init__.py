@@ -7,7 +7,7 @@ A drop-in for ``sklearn.mixture.GaussianMixture``::
 
 from fastgmm._config import show_config
 from fastgmm._gaussian_mixture import GaussianMixture, IterationInfo
-from fastgmm._io import ModelFileError, load
+from fastgmm._io import ModelFileError, load, save
 from fastgmm._progress import ProgressBar
 from fastgmm._reliability import ComponentRecoveryWarning, LargeMemoryWarning
 from fastgmm._selection import ModelSelection, SelectionTable, select_model
@@ -24,6 +24,7 @@ __all__ = [
     "SelectionTable",
     "__version__",
     "load",
+    "save",
     "select_model",
     "show_config",
 ]

@@ -895,8 +895,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         The file is an .npz archive (numpy arrays plus a JSON header with the
         parameters and the fitted scalars), written under the name given and
-        replaced atomically. Loading it executes no code and gives a model
-        whose attributes are bitwise equal to this one's.
+        replaced atomically (a new file gets 0666 less the umask, a replaced
+        one keeps its mode). Loading it executes no code and gives a model
+        whose attributes are bitwise equal to this one's. To store a
+        ``make_pipeline(StandardScaler(), GaussianMixture(...))`` with its
+        standardisation, use :func:`fastgmm.save`.
 
         Parameters
         ----------

@@ -1,20 +1,29 @@
 """A model file that is safe to load: .npz arrays plus a JSON header, no pickles.
 
-Layout of a fastgmm model file (format version 1), an uncompressed .npz
-archive written by numpy:
+Layout of a fastgmm model file, an uncompressed .npz archive written by numpy:
 
 ``header``
     uint8, the UTF-8 text of a JSON object: ``format`` ("fastgmm-model"),
-    ``format_version`` (1), ``fastgmm_version``, ``params`` (get_params(),
+    ``format_version``, ``fastgmm_version``, ``params`` (get_params(),
     arrays and RandomState instances replaced by references to the arrays
     below), ``n_features_in_``, ``feature_names_in_`` (a list of str, when
     the model has them), ``converged_``, ``n_iter_``, ``lower_bound_``,
     ``lower_bounds_`` and ``online_updates`` (partial_fit's update count).
+    Version 2 adds ``standardize``: the StandardScaler's ``with_mean``,
+    ``with_std`` and ``copy``, and its ``feature_names_in_`` when it has them.
 ``weights_``, ``means_``, ``covariances_``, ``precisions_cholesky_``, ``precisions_``
     The fitted arrays, stored as they are (float32 or float64): loading
     recomputes nothing, so a loaded model is bitwise the saved one.
 ``param_weights_init``, ``param_means_init``, ``param_precisions_init``, ``param_random_state_key``
     Only when those parameters are arrays (or a RandomState).
+``standardize_shift``, ``standardize_scale`` (format version 2 only)
+    float64, length n_features: what the StandardScaler subtracts (its
+    ``mean_``, zeros when ``with_mean=False``) and divides by (its ``scale_``,
+    ones when ``with_std=False``). A file with them loads as
+    ``make_pipeline(StandardScaler(...), GaussianMixture(...))``.
+
+Version 1 files (no standardisation) are still written for a plain
+GaussianMixture, so that older fastgmm versions read them.
 
 Loading reads the file only as far as it has to, and checks it in this order:
 the zip signature (4 bytes); the end-of-archive record and the central
@@ -27,10 +36,10 @@ n_components, n_features_in_ and covariance_type give it, read in bounded
 chunks with its CRC checked, its .npy header parsed with a bounded size
 (plain numeric dtypes only, ``allow_pickle`` never). Then the model itself:
 shapes, dtypes, finite values, weights summing to one, positive definite
-covariances, precision factors consistent with them. Any failure raises
-:class:`ModelFileError` (a ValueError) saying what is wrong; an
-operating-system error opening or reading the file (FileNotFoundError,
-PermissionError, EIO) is raised as it is.
+covariances, precision factors consistent with them, the standardisation's
+scale positive. Any failure raises :class:`ModelFileError` (a ValueError)
+saying what is wrong; an operating-system error opening or reading the file
+(FileNotFoundError, PermissionError, EIO) is raised as it is.
 """
 
 import io
@@ -43,7 +52,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from typing import IO, Union
+from typing import IO, TYPE_CHECKING, Union
 
 import numpy as np
 from scipy import linalg
@@ -53,17 +62,22 @@ from fastgmm._files import atomic_write
 from fastgmm._gaussian_mixture import _PRECISION_SHAPES, GaussianMixture
 from fastgmm._version import __version__
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
 
 FORMAT_NAME = "fastgmm-model"
-FORMAT_VERSION = 1
-READABLE_VERSIONS = (FORMAT_VERSION,)
+FORMAT_VERSION = 1                  # a GaussianMixture alone
+FORMAT_VERSION_STANDARDIZED = 2     # with a StandardScaler's shift and scale
+READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_STANDARDIZED)
 
 FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 ARRAY_PARAMS = ("weights_init", "means_init", "precisions_init")
+STANDARDIZE_ARRAYS = ("standardize_shift", "standardize_scale")
 _RANDOM_STATE_KEY = "param_random_state_key"
 _ALL_MEMBERS = frozenset(("header", *FITTED_ARRAYS, *("param_" + name for name in ARRAY_PARAMS),
-                          _RANDOM_STATE_KEY))
+                          _RANDOM_STATE_KEY, *STANDARDIZE_ARRAYS))
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _END_RECORD = struct.Struct("<IHHHHIIH")           # end of central directory, 22 bytes
@@ -90,35 +104,122 @@ class ModelFileError(ValueError):
 # ---------------------------------------------------------------------- save
 
 
-def save_model(gmm: GaussianMixture, path: PathOrFile) -> None:
-    """Write a fitted GaussianMixture to `path` (see the module docstring)."""
-    check_is_fitted(gmm)
+def save(model: "GaussianMixture | Pipeline", path: PathOrFile) -> None:
+    """Write a fitted model to a pickle-free file; read it back with
+    :func:`fastgmm.load`.
+
+    Parameters
+    ----------
+    model : GaussianMixture or Pipeline
+        A fitted :class:`fastgmm.GaussianMixture`, or a fitted
+        ``sklearn.pipeline.Pipeline`` of exactly two steps, a
+        ``StandardScaler`` (any ``with_mean`` / ``with_std``) followed by a
+        GaussianMixture, as ``make_pipeline(StandardScaler(),
+        GaussianMixture(...))`` builds. The scaler is stored as two float64
+        arrays (the shift it subtracts and the scale it divides by), and
+        :func:`fastgmm.load` gives back such a pipeline, whose predictions
+        are bitwise the saved one's.
+    path : str, path-like or binary file object
+        Written under the name given (no '.npz' appended), through a
+        temporary file in the same folder renamed over it: a failed save
+        leaves the previous file as it was. A new file gets 0666 less the
+        umask; a replaced one keeps its mode.
+
+    Raises
+    ------
+    TypeError
+        If `model` is neither of the above.
+    NotFittedError
+        If the model (or the pipeline's scaler) is not fitted.
+    ValueError
+        If the model is inconsistent with its own parameters (n_components
+        changed after fitting, a scaler fitted on other features).
+    """
+    gmm, scaler = _split_model(model)
     arrays = {name: np.asarray(getattr(gmm, name)) for name in FITTED_ARRAYS}
     if gmm.means_.shape[0] != gmm.n_components:
         raise ValueError(f"n_components is {gmm.n_components} but the model was fitted with "
                          f"{gmm.means_.shape[0]} components: such a file would not load; "
                          "set n_components back or fit again")
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION if scaler is None else FORMAT_VERSION_STANDARDIZED,
+        "fastgmm_version": __version__,
+    }
     params = {}
     for name, value in gmm.get_params(deep=False).items():
         params[name] = _encode_param(name, value, arrays)
-    header = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "fastgmm_version": __version__,
+    header.update({
         "params": params,
         "n_features_in_": int(gmm.n_features_in_),
         "converged_": bool(gmm.converged_),
         "n_iter_": int(gmm.n_iter_),
         "lower_bound_": float(gmm.lower_bound_),
         "lower_bounds_": [float(v) for v in gmm.lower_bounds_],
-    }
+    })
     if hasattr(gmm, "feature_names_in_"):
         header["feature_names_in_"] = [str(v) for v in gmm.feature_names_in_]
     if hasattr(gmm, "_online_updates"):
         header["online_updates"] = int(gmm._online_updates)
+    if scaler is not None:
+        header["standardize"], shift, scale = _encode_scaler(scaler, gmm.n_features_in_)
+        arrays["standardize_shift"] = shift
+        arrays["standardize_scale"] = scale
     text = json.dumps(header, allow_nan=True, sort_keys=True)
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     _write_npz(path, arrays)
+
+
+def save_model(gmm: GaussianMixture, path: PathOrFile) -> None:
+    """:meth:`GaussianMixture.save`: :func:`save` for a GaussianMixture."""
+    save(gmm, path)
+
+
+def _split_model(model):
+    """(gaussian mixture, scaler or None) of a model save accepts."""
+    if isinstance(model, GaussianMixture):
+        check_is_fitted(model)
+        return model, None
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps = model.steps if isinstance(model, Pipeline) else None
+    if (steps is None or len(steps) != 2 or type(steps[0][1]) is not StandardScaler
+            or not isinstance(steps[1][1], GaussianMixture)):
+        if steps is not None:
+            what = "a Pipeline of " + ", ".join(type(step).__name__ for _, step in steps)
+        else:
+            what = f"a {type(model).__module__}.{type(model).__qualname__}"
+        raise TypeError(
+            "fastgmm.save takes a fitted fastgmm.GaussianMixture, or a Pipeline of a "
+            "StandardScaler followed by a fastgmm.GaussianMixture (as make_pipeline("
+            f"StandardScaler(), GaussianMixture(...)) builds); got {what}"
+        )
+    scaler, gmm = steps[0][1], steps[1][1]
+    check_is_fitted(scaler)
+    check_is_fitted(gmm)
+    return gmm, scaler
+
+
+def _encode_scaler(scaler, n_features):
+    """The header's 'standardize' object and the shift and scale arrays."""
+    if scaler.n_features_in_ != n_features:
+        raise ValueError(f"the StandardScaler was fitted on {scaler.n_features_in_} features, "
+                         f"the GaussianMixture on {n_features}")
+    shift = np.zeros(n_features)
+    scale = np.ones(n_features)
+    if scaler.with_mean:
+        shift = np.array(scaler.mean_, dtype=np.float64)
+    if scaler.with_std:
+        scale = np.array(scaler.scale_, dtype=np.float64)
+    for name, array in (("mean_", shift), ("scale_", scale)):
+        if array.shape != (n_features,) or not np.all(np.isfinite(array)):
+            raise ValueError(f"the StandardScaler's {name} is not {n_features} finite numbers")
+    standardize = {"with_mean": bool(scaler.with_mean), "with_std": bool(scaler.with_std),
+                   "copy": bool(scaler.copy)}
+    if hasattr(scaler, "feature_names_in_"):
+        standardize["feature_names_in_"] = [str(v) for v in scaler.feature_names_in_]
+    return standardize, shift, scale
 
 
 def _encode_param(name, value, arrays):
@@ -151,8 +252,9 @@ def _write_npz(path, arrays):
 # ---------------------------------------------------------------------- load
 
 
-def load(path: PathOrFile) -> GaussianMixture:
-    """Load a GaussianMixture saved with :meth:`GaussianMixture.save`.
+def load(path: PathOrFile) -> "GaussianMixture | Pipeline":
+    """Load a model saved with :func:`fastgmm.save` or
+    :meth:`GaussianMixture.save`.
 
     The file is read as data only (no pickles, no code runs), and only as far
     as it has to be: its structure and declared sizes are checked before any
@@ -167,8 +269,15 @@ def load(path: PathOrFile) -> GaussianMixture:
 
     Returns
     -------
-    GaussianMixture
-        Fitted, with attributes bitwise equal to the saved model's.
+    GaussianMixture or Pipeline
+        A fitted GaussianMixture with attributes bitwise equal to the saved
+        model's; for a file saved from a StandardScaler + GaussianMixture
+        pipeline, ``make_pipeline(StandardScaler(...), GaussianMixture(...))``
+        (steps 'standardscaler' and 'gaussianmixture'), fitted, predicting
+        bitwise as the saved pipeline did. Its scaler has ``mean_`` (None
+        when ``with_mean=False``), ``scale_`` (None when ``with_std=False``),
+        ``n_features_in_`` and ``feature_names_in_`` as saved, but not
+        ``var_`` or ``n_samples_seen_``.
 
     Raises
     ------
@@ -252,7 +361,7 @@ def _load_archive(f, base):
             header = _parse_header(_read_member(archive, infos["header"], _MAX_HEADER_BYTES))
             bounds = _member_bounds(header, infos)
             members = {key: _read_member(archive, infos[key], bounds[key]) for key in bounds}
-            return _build_estimator(header, members)
+            return _build_model(header, members)
         except ModelFileError:
             raise
         except MemoryError:
@@ -552,6 +661,21 @@ def _check_header_fields(header):
         elif isinstance(value, dict):
             raise ModelFileError(f"parameter {name!r} has an unknown value {_short(value)}")
 
+    if header["format_version"] == FORMAT_VERSION_STANDARDIZED:
+        standardize = header.get("standardize")
+        if not isinstance(standardize, dict):
+            raise ModelFileError("the header (format version 2) has no 'standardize' object")
+        for flag in ("with_mean", "with_std", "copy"):
+            if not isinstance(standardize.get(flag), bool):
+                raise ModelFileError(f"header field 'standardize': {flag} must be true or "
+                                     f"false, got {_short(standardize.get(flag))}")
+        names = standardize.get("feature_names_in_")
+        if names is not None and (not isinstance(names, list)
+                                  or len(names) != header["n_features_in_"]
+                                  or not all(isinstance(v, str) for v in names)):
+            raise ModelFileError(f"header field 'standardize': feature_names_in_ must be "
+                                 f"{header['n_features_in_']} strings")
+
 
 def _check_random_state(state):
     def bad(reason):
@@ -589,6 +713,9 @@ def _expected_members(header):
             shapes["param_" + name] = param_shapes[name]
         elif isinstance(value, dict) and "$random_state" in value:
             shapes[_RANDOM_STATE_KEY] = (624,)
+    if header["format_version"] == FORMAT_VERSION_STANDARDIZED:
+        for name in STANDARDIZE_ARRAYS:
+            shapes[name] = (n_features,)
     return shapes
 
 
@@ -612,6 +739,39 @@ def _member_bounds(header, infos):
         raise ModelFileError(f"unexpected array(s) {extra}")
     return {name: _MAX_NPY_HEADER + _MAX_ITEMSIZE * math.prod(shape)
             for name, shape in shapes.items()}
+
+
+def _build_model(header, members):
+    gmm = _build_estimator(header, members)
+    if header["format_version"] != FORMAT_VERSION_STANDARDIZED:
+        return gmm
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    standardize = header["standardize"]
+    shift, scale = members["standardize_shift"], members["standardize_scale"]
+    n_features = gmm.n_features_in_
+    for name, array in (("standardize_shift", shift), ("standardize_scale", scale)):
+        if array.dtype != np.float64:
+            raise ModelFileError(f"{name} has dtype {array.dtype}, expected float64")
+        if array.shape != (n_features,):
+            raise ModelFileError(f"{name} has shape {array.shape}, expected ({n_features},)")
+        if not np.all(np.isfinite(array)):
+            raise ModelFileError(f"{name} contains NaN or infinite values")
+    if np.any(scale <= 0):
+        raise ModelFileError(f"standardize_scale must be positive (min {float(scale.min())!r})")
+    if not standardize["with_mean"] and np.any(shift != 0):
+        raise ModelFileError("standardize_shift must be zeros when with_mean is false")
+    if not standardize["with_std"] and np.any(scale != 1):
+        raise ModelFileError("standardize_scale must be ones when with_std is false")
+    scaler = StandardScaler(with_mean=standardize["with_mean"],
+                            with_std=standardize["with_std"], copy=standardize["copy"])
+    scaler.mean_ = shift if standardize["with_mean"] else None
+    scaler.scale_ = scale if standardize["with_std"] else None
+    scaler.n_features_in_ = n_features
+    if "feature_names_in_" in standardize:
+        scaler.feature_names_in_ = np.asarray(standardize["feature_names_in_"], dtype=object)
+    return make_pipeline(scaler, gmm)
 
 
 def _build_estimator(header, members):
