@@ -11,6 +11,8 @@ and runnable here: one for a source build, "baseline" and "x86-64-v3" for an
 x86-64 wheel (see fastgmm._kernels._dispatch).
 """
 
+import math
+
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
@@ -554,3 +556,71 @@ def test_kernel_log_within_two_ulp_of_libm():
     ulps = np.abs(out - expected) / np.spacing(np.maximum(expected, np.finfo(float).tiny))
     assert ulps[expected > 0].max() <= 2.0
     assert out[x == 1.0].tolist() == [0.0] * int((x == 1.0).sum())
+
+
+# ---------------------------------------------- huge K: fewer rows a chunk
+#
+# Past SCRATCH_ENTRIES / CHUNK_ROWS components a chunk takes fewer rows, so
+# that a thread's K-wide scratch stays within SCRATCH_ENTRIES entries (the
+# size arithmetic itself is in test_sizes.py). Here that path runs against
+# the reference.
+
+
+def _one_feature_reference(X, weights, means, chol):
+    """The reference of _reference.py for D = 1 (where full and diag are the
+    same model), vectorised over components, so that K = 131,071 stays fast:
+    (lse, lse_scale, wlp, {ll, nk, s1, s2} values and scales)."""
+    x, mu, u = X[:, 0].astype(np.float64), means[:, 0], chol.reshape(-1)
+    log_const = np.log(weights) + np.log(u) - 0.5 * math.log(2.0 * math.pi)
+    diff = x[:, None] - mu[None, :]
+    maha = (diff * u) ** 2
+    wlp = log_const - 0.5 * maha
+    top = wlp.max(axis=1)
+    lse = top + np.log(np.exp(wlp - top[:, None]).sum(axis=1))
+    r = np.exp(wlp - lse[:, None])
+    lse_scale = np.sum(r * (np.abs(log_const) + 0.5 * maha), axis=1) + np.abs(lse)
+    val = {"ll": lse.sum(), "nk": r.sum(axis=0), "s1": (r * diff).sum(axis=0)[:, None],
+           "s2": (r * diff**2).sum(axis=0)[:, None]}
+    scale = {"ll": lse_scale.sum(), "nk": val["nk"],
+             "s1": (r * np.abs(diff)).sum(axis=0)[:, None], "s2": val["s2"]}
+    return lse, lse_scale, wlp, val, scale
+
+
+@pytest.mark.parametrize("covariance_type, dtype", [("diag", np.float32), ("full", np.float64)])
+def test_huge_k_runs_fewer_rows_a_chunk_and_matches_reference(covariance_type, dtype):
+    from fastgmm._kernels._estep import estimate_scratch
+    from fastgmm._kernels._suffstats import SCRATCH_ENTRIES, chunk_rows
+
+    K, D = SCRATCH_ENTRIES // CHUNK_ROWS - 1, 1        # 131,071 components
+    code = ref.COV_CODE[covariance_type]
+    rows = chunk_rows(code, K, D)
+    assert rows == SCRATCH_ENTRIES // (K + 2) < CHUNK_ROWS   # 255
+    N = rows + 3                                       # two chunks, the last short
+    assert estimate_scratch(code, K, D, 8, N)["rows"] == rows
+    rng = np.random.default_rng(7)
+    weights = rng.dirichlet(np.full(K, 2.0))
+    means = np.linspace(-4.0, 4.0, K)[:, None]
+    chol = 1.0 / np.sqrt(rng.uniform(0.5, 2.0, size=(K, 1)))
+    if covariance_type == "full":
+        chol = chol[:, :, None]
+    params = tuple(np.asarray(p, dtype=dtype).astype(np.float64) for p in (weights, means, chol))
+    X = np.ascontiguousarray(rng.normal(scale=3.0, size=(N, D)), dtype=dtype)
+
+    lse, lse_scale, wlp, val, scale = _one_feature_reference(X, *params)
+    stats, kp = run_em_pass(X, params, covariance_type)
+    got = ref.unpack_kernel_stats(stats.sum(axis=0), covariance_type, K, D)
+    if covariance_type == "full":
+        got["s2"] = got["s2"][:, :, 0]
+    # float32 sums each row's K = 131,071 exponentials in float32 (as at
+    # every K): its totals, and so N_k, carry up to ~K eps32 relative error.
+    # A row lost or counted twice by the partition would be off by far more.
+    rtol = RTOL[dtype] if dtype == np.float64 else 1e-2
+    for key in ("ll", "nk", "s1", "s2"):
+        assert_within(got[key], val[key], scale[key], rtol, f"em_pass {key}",
+                      np.finfo(dtype).tiny ** 0.5)
+    assert math.isclose(got["nk"].sum(), N, rel_tol=rtol)
+
+    labels, log_prob, _ = run_estimate(X, params, covariance_type, want=("labels", "log_prob"))
+    assert_within(log_prob, lse, lse_scale, rtol, "log_prob")
+    chosen = wlp[np.arange(N), labels]
+    assert_within(chosen, wlp.max(axis=1), lse_scale, rtol, "labels")

@@ -4,6 +4,11 @@
 # BLAS is column-major. A row-major m x n matrix is, byte for byte, the
 # column-major n x m matrix of its transpose, so every wrapper below asks
 # BLAS for the transposed product and passes the dimensions swapped.
+#
+# scipy's BLAS takes int dimensions. Every dimension and leading dimension
+# passed here is a chunk's row count (at most CHUNK_SIZE) or D, which each
+# kernel's entry point checks fits in an int (_chunk.check_int_dims: a
+# ValueError naming the limit, before any cast).
 
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm, dsyrk, ssyrk, dtrmm, strmm

@@ -5,6 +5,8 @@
 # module compiles its own copy and no cross-module call sits in a hot loop.
 
 from cython cimport floating
+from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.limits cimport INT_MAX
 from libc.math cimport exp, log, INFINITY
 from libc.stdlib cimport malloc
 from libc.string cimport memcpy
@@ -153,11 +155,61 @@ cdef enum:
     # 160 / 121; D = 64: 145 / 63 vs 162 / 127; D = 96: 467 / 247 vs
     # 567 / 348 (20k rows); D = 128: 615 / 447 vs 623 / 194 (20k rows).
     TILED_FULL_MAX_D = 96
+    # A chunk's per-thread scratch is rows x (K + 2) (responsibilities) and,
+    # for full and tied, rows x (D + 2) (centred and projected rows). Above
+    # this many entries in one such buffer (256 MB in float64: K or D past
+    # 131,070) a chunk takes fewer rows, down to one, instead of CHUNK_SIZE,
+    # so that a huge K or D does not need CHUNK_SIZE x K entries a thread
+    # (17 GB for K = 2^23). Below it (every normal size) chunks, and so
+    # every rounding, are as they always were.
+    SCRATCH_MAX_ENTRIES = 1 << 25
 
 cdef enum:
     COV_FULL = 0
     COV_TIED = 1
     COV_DIAG = 2        # 'spherical' runs as 'diag' with repeated precisions
+
+
+# Sizes, offsets and allocations. K, D and a chunk's row count fit in an
+# int (checked at every entry point: BLAS takes int dimensions), but any
+# product of two of them may not: every such product is taken in
+# Py_ssize_t (64-bit), and every allocation goes through alloc_entries.
+
+cdef inline Py_ssize_t chunk_rows_for(int cov_type, Py_ssize_t K, Py_ssize_t D) noexcept nogil:
+    """Rows per chunk: CHUNK_SIZE, or fewer (at least 1) where a chunk's
+    widest scratch buffer would pass SCRATCH_MAX_ENTRIES. A function of
+    (cov_type, K, D) alone, never of the thread count."""
+    cdef Py_ssize_t width = K + 2
+    if cov_type != COV_DIAG and D + 2 > width:
+        width = D + 2
+    if width * CHUNK_SIZE <= SCRATCH_MAX_ENTRIES:
+        return CHUNK_SIZE
+    if width >= SCRATCH_MAX_ENTRIES:
+        return 1
+    return SCRATCH_MAX_ENTRIES // width
+
+
+cdef inline void *alloc_entries(Py_ssize_t n, size_t itemsize) noexcept nogil:
+    """malloc of n entries of itemsize bytes (at least one entry), or NULL
+    when it fails or n x itemsize does not fit in a Py_ssize_t (never a
+    wrapped, too-small size)."""
+    if n < 1:
+        n = 1
+    if <size_t> n > <size_t> PY_SSIZE_T_MAX / itemsize:
+        return NULL
+    return malloc(<size_t> n * itemsize)
+
+
+cdef inline int check_int_dims(Py_ssize_t n_components, Py_ssize_t n_features) except -1:
+    """The kernels and BLAS take K and D as C ints: refuse larger ones
+    before any is cast."""
+    if n_components > INT_MAX or n_features > INT_MAX:
+        raise ValueError(
+            f"{n_components} components of {n_features} features: the native kernels "
+            f"(and the BLAS they call, which takes int dimensions) handle at most "
+            f"{INT_MAX} (2^31 - 1) of each."
+        )
+    return 0
 
 
 cdef inline void rows_times_upper(
@@ -173,7 +225,7 @@ cdef inline void rows_times_upper(
     if D < TRMM_MIN_D:
         gemm_nn(n_rows, D, D, src, upper, 0.0, dst)
     else:
-        memcpy(dst, src, n_rows * D * sizeof(floating))
+        memcpy(dst, src, <size_t> n_rows * D * sizeof(floating))
         trmm_right_upper(n_rows, D, upper, dst)
 
 
@@ -205,7 +257,8 @@ cdef inline void weighted_log_prob(
     parameters: contiguous and free of reductions, so the compiler
     vectorises them across components.
     """
-    cdef int i, k
+    cdef Py_ssize_t i, k
+    cdef Py_ssize_t DD = <Py_ssize_t> D * D
     cdef const floating *mu
     cdef floating *mh
     if cov_type == COV_FULL and D <= TILED_FULL_MAX_D:
@@ -216,18 +269,18 @@ cdef inline void weighted_log_prob(
             if D <= ROWWISE_FULL_D:
                 mh = buf2 + n_rows if wlp_t == NULL else wlp_t + k * n_rows
                 if floating is double:
-                    fastgmm_maha_rows_d(n_rows, D, buf1, means + k * D, prec + k * D * D,
+                    fastgmm_maha_rows_d(n_rows, D, buf1, means + k * D, prec + k * DD,
                                         buf2, mh)
                 else:
-                    fastgmm_maha_rows_f(n_rows, D, buf1, means + k * D, prec + k * D * D,
+                    fastgmm_maha_rows_f(n_rows, D, buf1, means + k * D, prec + k * DD,
                                         buf2, mh)
             else:
-                mh = buf2 + D * n_rows if wlp_t == NULL else wlp_t + k * n_rows
+                mh = buf2 + <Py_ssize_t> D * n_rows if wlp_t == NULL else wlp_t + k * n_rows
                 if floating is double:
-                    fastgmm_tri_maha_d(n_rows, D, buf1, means + k * D, prec + k * D * D,
+                    fastgmm_tri_maha_d(n_rows, D, buf1, means + k * D, prec + k * DD,
                                        buf2, mh)
                 else:
-                    fastgmm_tri_maha_f(n_rows, D, buf1, means + k * D, prec + k * D * D,
+                    fastgmm_tri_maha_f(n_rows, D, buf1, means + k * D, prec + k * DD,
                                        buf2, mh)
             if wlp_t == NULL:
                 for i in range(n_rows):
@@ -246,7 +299,7 @@ cdef inline void weighted_log_prob(
                 fastgmm_centre_d(n_rows, D, X, mu, buf2)
             else:
                 fastgmm_centre_f(n_rows, D, X, mu, buf2)
-            trmm_right_upper(n_rows, D, prec + k * D * D, buf2)
+            trmm_right_upper(n_rows, D, prec + k * DD, buf2)
             if floating is double:
                 fastgmm_log_density_col_d(n_rows, D, buf2, log_const[k], K, wlp + k)
             else:
@@ -279,12 +332,17 @@ cdef inline void weighted_log_prob(
 
 cdef inline floating *transposed_copy(
     const floating *a,          # IN  rows x cols, row-major
-    int rows,
-    int cols,
-) noexcept nogil:
-    """A malloc'd cols x rows copy of `a` (the caller frees it)."""
-    cdef floating *out = <floating *> malloc(rows * cols * sizeof(floating))
-    cdef int r, c
+    Py_ssize_t rows,
+    Py_ssize_t cols,
+) except? NULL:
+    """A malloc'd cols x rows copy of `a` (the caller frees it); MemoryError
+    when it cannot be allocated."""
+    cdef floating *out = <floating *> alloc_entries(rows * cols, sizeof(floating))
+    cdef Py_ssize_t r, c
+    if out == NULL:
+        raise MemoryError(
+            f"cannot allocate a transposed copy of the {rows} x {cols} parameters "
+            f"({rows * cols * sizeof(floating) / 2.0**30:.2f} GiB)")
     for r in range(rows):
         for c in range(cols):
             out[c * rows + r] = a[r * cols + c]
@@ -308,7 +366,7 @@ cdef inline void log_normalize_rows(
     per-row log-likelihood, is always double. Fewer than SMALL_K components:
     the same arithmetic on the transposed chunk, in C (see _loops.h).
     """
-    cdef int i, k
+    cdef Py_ssize_t i, k
     cdef floating row_max, total, inv_total
     cdef floating *row
     if K < SMALL_K:
@@ -332,10 +390,10 @@ cdef inline void log_normalize_rows(
         for k in range(K):
             row[k] = row[k] - row_max
     if floating is double:
-        for i in range(n_rows * K):
+        for i in range(<Py_ssize_t> n_rows * K):
             wlp[i] = fastgmm_exp(wlp[i])
     else:
-        for i in range(n_rows * K):
+        for i in range(<Py_ssize_t> n_rows * K):
             wlp[i] = fastgmm_expf(wlp[i])
     for i in range(n_rows):
         row = wlp + i * K
@@ -376,11 +434,16 @@ cdef inline int check_model(
     if cov_type == COV_TIED and (tied_center_size != D or (
             need_prec and (tied_proj_rows != K or tied_proj_cols != D))):
         raise ValueError("tied covariance needs a centre of D entries and K x D projections")
+    # expected sizes in Python integers: K D^2 may pass even 2^63
+    cdef object k_py = K, d_py = D
     if need_prec:
-        if cov_type == COV_FULL and prec_size != K * D * D:
-            raise ValueError(f"full precision factors have {prec_size} entries; expected {K * D * D}")
-        if cov_type == COV_TIED and prec_size != D * D:
-            raise ValueError(f"tied precision factor has {prec_size} entries; expected {D * D}")
-        if cov_type == COV_DIAG and prec_size != K * D:
-            raise ValueError(f"diagonal precisions have {prec_size} entries; expected {K * D}")
+        if cov_type == COV_FULL and prec_size != k_py * d_py * d_py:
+            raise ValueError(f"full precision factors have {prec_size} entries; "
+                             f"expected {k_py * d_py * d_py}")
+        if cov_type == COV_TIED and prec_size != d_py * d_py:
+            raise ValueError(f"tied precision factor has {prec_size} entries; "
+                             f"expected {d_py * d_py}")
+        if cov_type == COV_DIAG and prec_size != k_py * d_py:
+            raise ValueError(f"diagonal precisions have {prec_size} entries; "
+                             f"expected {k_py * d_py}")
     return 0

@@ -48,7 +48,7 @@ static inline void fastgmm_maha_rows_##SUFFIX(                                 \
     for (int j = 0; j < D; j++) {                                             \
         for (int i = 0; i < n; i++) y[i] = 0;                                 \
         for (int l = 0; l <= j; l++) {                                        \
-            const T u = U[l * D + j], m = mu[l];                              \
+            const T u = U[(size_t)l * D + j], m = mu[l];                      \
             const T *__restrict__ xl = xt + (size_t)l * n;                    \
             for (int i = 0; i < n; i++) y[i] += (xl[i] - m) * u;              \
         }                                                                     \
@@ -81,7 +81,7 @@ static inline void fastgmm_moments_rows_##SUFFIX(                              \
             T acc2 = 0;                                                       \
             FASTGMM_SIMD_SUM(acc2)                                            \
             for (int i = 0; i < n; i++) acc2 += r[i] * da[i] * db[i];         \
-            s2[a * (a + 1) / 2 + b] += acc2;                                  \
+            s2[(size_t)a * (a + 1) / 2 + b] += acc2;                          \
         }                                                                     \
     }                                                                         \
 }
@@ -462,12 +462,12 @@ static inline void fastgmm_tri_maha_##SUFFIX(                                  \
                 const T *dl = d + (size_t)l * n + i0;                         \
                 const V x0 = fastgmm_load_##SUFFIX(dl);                       \
                 const V x1 = fastgmm_load_##SUFFIX(dl + W);                   \
-                const T u = U[l * D + j], v = U[l * D + j + 1];               \
+                const T u = U[(size_t)l * D + j], v = U[(size_t)l * D + j + 1]; \
                 a0 += x0 * u; a1 += x1 * u;                                   \
                 b0 += x0 * v; b1 += x1 * v;                                   \
             }                                                                 \
             const T *dl = d + (size_t)(j + 1) * n + i0;                       \
-            const T v = U[(j + 1) * D + j + 1];                               \
+            const T v = U[(size_t)(j + 1) * D + j + 1];                       \
             b0 += fastgmm_load_##SUFFIX(dl) * v;                              \
             b1 += fastgmm_load_##SUFFIX(dl + W) * v;                          \
             m0 += a0 * a0; m0 += b0 * b0;                                     \
@@ -477,7 +477,7 @@ static inline void fastgmm_tri_maha_##SUFFIX(                                  \
             V a0 = {0}, a1 = {0};                                             \
             for (int l = 0; l <= j; l++) {                                    \
                 const T *dl = d + (size_t)l * n + i0;                         \
-                const T u = U[l * D + j];                                     \
+                const T u = U[(size_t)l * D + j];                             \
                 a0 += fastgmm_load_##SUFFIX(dl) * u;                          \
                 a1 += fastgmm_load_##SUFFIX(dl + W) * u;                      \
             }                                                                 \
@@ -493,8 +493,8 @@ static inline void fastgmm_tri_maha_##SUFFIX(                                  \
             T a = 0, b = 0;                                                   \
             for (int l = 0; l <= j; l++) {                                    \
                 const T x = d[(size_t)l * n + i];                             \
-                a += x * U[l * D + j];                                        \
-                b += x * U[l * D + j + 1];                                    \
+                a += x * U[(size_t)l * D + j];                                \
+                b += x * U[(size_t)l * D + j + 1];                            \
             }                                                                 \
             b += d[(size_t)(j + 1) * n + i] * U[(j + 1) * D + j + 1];         \
             m += a * a; m += b * b;                                           \
@@ -553,11 +553,11 @@ static inline void fastgmm_tri_moments_##SUFFIX(                               \
                 t00 += ea0[i] * db0[i]; t01 += ea0[i] * db1[i];               \
                 t10 += ea1[i] * db0[i]; t11 += ea1[i] * db1[i];               \
             }                                                                 \
-            s2[a0 * (a0 + 1) / 2 + b0] += t00;                                \
-            if (b1 != b0 && b1 <= a0) s2[a0 * (a0 + 1) / 2 + b1] += t01;      \
+            s2[(size_t)a0 * (a0 + 1) / 2 + b0] += t00;                        \
+            if (b1 != b0 && b1 <= a0) s2[(size_t)a0 * (a0 + 1) / 2 + b1] += t01; \
             if (a1 != a0) {                                                   \
-                s2[a1 * (a1 + 1) / 2 + b0] += t10;                            \
-                if (b1 != b0) s2[a1 * (a1 + 1) / 2 + b1] += t11;              \
+                s2[(size_t)a1 * (a1 + 1) / 2 + b0] += t10;                    \
+                if (b1 != b0) s2[(size_t)a1 * (a1 + 1) / 2 + b1] += t11;      \
             }                                                                 \
         }                                                                     \
     }                                                                         \
@@ -700,7 +700,7 @@ static inline void fastgmm_moments_packed_##SUFFIX(                            \
                 const int a = as[q];                                          \
                 const V cq = q == 0 ? c0 : q == 1 ? c1 : q == 2 ? c2 : c3;    \
                 for (int l = 0; l < W && j + l <= a; l++)                     \
-                    s2[a * (a + 1) / 2 + j + l] += cq[l];                     \
+                    s2[(size_t)a * (a + 1) / 2 + j + l] += cq[l];             \
             }                                                                 \
         }                                                                     \
     }                                                                         \
@@ -721,7 +721,7 @@ static inline void fastgmm_moments_packed_##SUFFIX(                            \
             T u = 0;                                                          \
             for (int c = 0; c < m; c++)                                       \
                 u += (r[c] * d[(size_t)c * D + a]) * d[(size_t)c * D + b];    \
-            s2[a * (a + 1) / 2 + b] += u;                                     \
+            s2[(size_t)a * (a + 1) / 2 + b] += u;                             \
         }                                                                     \
     }                                                                         \
 }

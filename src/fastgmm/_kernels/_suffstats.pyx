@@ -22,13 +22,16 @@ rows in order. The result is bitwise the same on 1, 2 or 64 threads.
 """
 
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, free
+
+import operator
 
 from fastgmm._kernels._blas cimport syrk_lower_tn
 from fastgmm._kernels._chunk cimport (
-    CHUNK_SIZE, SMALL_K, COV_FULL, COV_TIED, COV_DIAG,
+    CHUNK_SIZE, SMALL_K, COV_FULL, COV_TIED, COV_DIAG, SCRATCH_MAX_ENTRIES,
+    chunk_rows_for, alloc_entries, check_int_dims,
     weighted_log_prob, log_normalize_rows, resp_column, pack_rows, moments_packed, transposed_copy, check_model,
     fastgmm_diag_moments_d, fastgmm_diag_moments_f, fastgmm_centred_sums_d, fastgmm_centred_sums_f,
     ROWWISE_FULL_D, TRMM_MIN_D, TILED_FULL_MAX_D, transpose_chunk, fastgmm_moments_rows_d, fastgmm_moments_rows_f,
@@ -41,6 +44,7 @@ CHUNK_ROWS = CHUNK_SIZE
 ROWWISE_FULL_FEATURES = ROWWISE_FULL_D
 TRMM_MIN_FEATURES = TRMM_MIN_D
 TILED_FULL_MAX_FEATURES = TILED_FULL_MAX_D
+SCRATCH_ENTRIES = SCRATCH_MAX_ENTRIES
 
 
 cdef inline void _add_gram(
@@ -52,7 +56,7 @@ cdef inline void _add_gram(
 ) noexcept nogil:
     """Lower triangle of A^T A added to a float64 accumulator (syrk; float32
     data goes through a float32 partial, added once per chunk)."""
-    cdef int a, b
+    cdef Py_ssize_t a, b
     if floating is double:
         syrk_lower_tn(n_rows, D, A, 1.0, target)
     else:
@@ -70,7 +74,7 @@ cdef inline void _add_gram_packed(
     double *target,             # INOUT lower triangle packed row by row += A^T A
 ) noexcept nogil:
     """As _add_gram, into a packed lower triangle (D (D + 1) / 2 entries)."""
-    cdef int a, b
+    cdef Py_ssize_t a, b
     cdef Py_ssize_t p = 0
     syrk_lower_tn(n_rows, D, A, 0.0, partial)
     for a in range(D):
@@ -90,24 +94,26 @@ cdef void _accumulate_chunk(
     const floating *means_t,    # IN  D x K (diag only): the same, transposed
     const floating *tied_center,  # IN D (tied only)
     floating *resp,             # INOUT n_rows x K: responsibilities (scaled by weights here)
-    floating *buf1,             # SCRATCH n_rows x (D + 2)
-    floating *buf2,             # SCRATCH n_rows x (D + 2)
-    floating *buf3,             # SCRATCH n_rows x (D + 2)
+    floating *buf1,             # SCRATCH rows x (D + 2) (full and tied)
+    floating *buf2,             # SCRATCH rows x (D + 2) (full and tied)
+    floating *buf3,             # SCRATCH buf3_room entries (full, D <= TILED_FULL_MAX_D)
+    size_t buf3_room,
     floating *s2_partial,       # SCRATCH D x D (float32 partial products)
     floating *chunk_sums,       # SCRATCH 2 x D x K (diag only)
     double *stat,               # INOUT this slot's row: [ll, N(K), S1(K*D), S2(...)]
 ) noexcept nogil:
-    cdef int i, j, k, m
+    cdef Py_ssize_t i, j, k
+    cdef int m
     cdef bint transposed
     cdef double r, w
     cdef floating *s1_t
     cdef floating *s2_t
     cdef double *n_k = stat + 1
     cdef double *s1 = n_k + K
-    cdef double *s2 = s1 + K * D
+    cdef double *s2 = s1 + <Py_ssize_t> K * D
     cdef double *s2_k
     # full: each component's S2 is its lower triangle, packed row by row
-    cdef Py_ssize_t packed = D * (D + 1) // 2
+    cdef Py_ssize_t packed = <Py_ssize_t> D * (D + 1) // 2
     cdef const floating *mu
 
     if weights != NULL:
@@ -136,7 +142,7 @@ cdef void _accumulate_chunk(
         transposed = False
         for k in range(K):
             m = pack_rows(n_rows, D, K, resp + k, X, means + k * D, n_rows // 2,
-                          CHUNK_SIZE * (D + 2), buf2, buf3)
+                          buf3_room, buf2, buf3)
             if m == 0:
                 continue
             if m > 0:
@@ -191,8 +197,8 @@ cdef void _accumulate_chunk(
         # innermost so the loop vectorises; added to the float64 slot once
         # per chunk.
         s1_t = chunk_sums
-        s2_t = chunk_sums + D * K
-        for j in range(2 * D * K):
+        s2_t = chunk_sums + <Py_ssize_t> D * K
+        for j in range(2 * <Py_ssize_t> D * K):
             chunk_sums[j] = 0
         if floating is double:
             fastgmm_diag_moments_d(n_rows, K, D, X, resp, means_t, s1_t, s2_t)
@@ -204,14 +210,81 @@ cdef void _accumulate_chunk(
                 s2[k * D + j] += s2_t[j * K + k]
 
 
-def stat_size(int cov_type, int n_components, int n_features):
-    """Length of one slot's row of sufficient statistics."""
-    cdef int K = n_components, D = n_features
+def stat_size(int cov_type, n_components, n_features):
+    """Length of one slot's row of sufficient statistics: 1 + K + K D + the
+    second moments (full: K D (D + 1) / 2, tied: D^2, diag: K D), as an
+    exact Python integer (full passes 2^31 at K = 955, D = 3000)."""
+    K = operator.index(n_components)
+    D = operator.index(n_features)
     if cov_type == COV_FULL:
         return 1 + K + K * D + K * (D * (D + 1) // 2)
     if cov_type == COV_TIED:
         return 1 + K + K * D + D * D
     return 1 + K + 2 * K * D
+
+
+cdef struct PassScratch:
+    # What one em_pass thread allocates, in entries of the data's dtype
+    # (lse: doubles); 0 where that buffer is not used (1 entry is allocated).
+    Py_ssize_t rows             # rows per chunk (chunk_rows_for)
+    Py_ssize_t buf              # buf1 and buf2 each: rows x (D + 2), full and tied
+    Py_ssize_t buf3             # rows x (D + 2), full with D <= TILED_FULL_MAX_D
+    Py_ssize_t s2_partial       # D x D: full with D > TILED_FULL_MAX_D, tied float32
+    Py_ssize_t resp             # rows x K
+    Py_ssize_t lse              # 2 rows (doubles)
+    Py_ssize_t small_k          # rows x (K + 2) when K < SMALL_K
+    Py_ssize_t chunk_sums       # 2 x D x K, diag
+    Py_ssize_t fused            # (K + D) x FUSED_MAX_ROWS, the fused kernel
+
+
+cdef PassScratch _pass_scratch(int cov_type, Py_ssize_t K, Py_ssize_t D, bint is_float,
+                               bint fused) noexcept nogil:
+    """Per-thread scratch of em_pass; K and D below 2^31, so that every
+    product here fits in a Py_ssize_t."""
+    cdef PassScratch sc
+    sc.rows = chunk_rows_for(cov_type, K, D)
+    sc.buf = sc.rows * (D + 2) if cov_type != COV_DIAG else 0
+    sc.buf3 = sc.buf if cov_type == COV_FULL and D <= TILED_FULL_MAX_D else 0
+    sc.s2_partial = D * D if ((cov_type == COV_FULL and D > TILED_FULL_MAX_D)
+                              or (cov_type == COV_TIED and is_float)) else 0
+    sc.resp = sc.rows * K
+    sc.lse = 2 * sc.rows
+    sc.small_k = sc.rows * (K + 2) if K < SMALL_K else 0
+    sc.chunk_sums = 2 * D * K if cov_type == COV_DIAG else 0
+    sc.fused = (K + D) * FUSED_MAX_ROWS if fused else 0
+    return sc
+
+
+cdef inline bint _uses_fused(int cov_type, Py_ssize_t K, Py_ssize_t D, bint has_resp) noexcept nogil:
+    # Few features and components, full covariance: one fused kernel per
+    # chunk (_loops.h, small_full_chunk).
+    return cov_type == COV_FULL and D <= FUSED_MAX_D and K < SMALL_K and not has_resp
+
+
+def chunk_rows(int cov_type, n_components, n_features):
+    """Rows per chunk of a pass: CHUNK_ROWS, fewer where K or D is so large
+    that a chunk's scratch would pass SCRATCH_ENTRIES entries a buffer."""
+    check_int_dims(n_components, n_features)
+    return chunk_rows_for(cov_type, n_components, n_features)
+
+
+def pass_scratch(int cov_type, n_components, n_features, itemsize, resp_given=False):
+    """The scratch one em_pass thread allocates: a dict of entries per buffer
+    (`rows`: rows per chunk), and `bytes`, their total, an exact integer.
+    itemsize: 8 for float64 data, 4 for float32."""
+    check_int_dims(n_components, n_features)
+    if itemsize not in (4, 8):
+        raise ValueError(f"itemsize must be 4 or 8, got {itemsize}")
+    cdef PassScratch sc = _pass_scratch(
+        cov_type, n_components, n_features, itemsize == 4,
+        _uses_fused(cov_type, n_components, n_features, resp_given))
+    sizes = dict(sc)
+    total = 0
+    for name, entries in sizes.items():
+        if name != "rows":
+            total += max(entries, 1) * (8 if name == "lse" else itemsize)
+    sizes["bytes"] = total
+    return sizes
 
 
 def em_pass(
@@ -231,35 +304,42 @@ def em_pass(
 
     With `resp_given` non-empty the responsibilities are taken from it (used
     to initialise from k-means labels or random responsibilities) and the
-    log-likelihood slot stays 0.
+    log-likelihood slot stays 0. MemoryError when a thread's scratch cannot
+    be allocated (`pass_scratch` gives its size).
     """
     cdef Py_ssize_t n_samples = X.shape[0]
-    cdef int D = <int> X.shape[1]
-    cdef int K = <int> means.shape[0]
-    cdef int n_slots = <int> stats.shape[0]
-    cdef Py_ssize_t n_chunks = (n_samples + CHUNK_SIZE - 1) // CHUNK_SIZE
+    cdef int D, K
+    cdef Py_ssize_t n_slots = stats.shape[0]
+    cdef Py_ssize_t rows, n_chunks
     cdef bint has_weights = sample_weight.shape[0] > 0
     cdef bint has_resp = resp_given.shape[0] > 0
-    cdef Py_ssize_t slot, chunk, first, last, start
-    cdef int n_rows, i, k
-    cdef floating *buf1
-    cdef floating *buf2
-    cdef floating *buf3
-    cdef floating *s2_partial
-    cdef floating *resp
-    cdef double *lse
-    cdef floating *small_k
-    cdef floating *wlp_t
+    cdef Py_ssize_t slot, chunk, first, last, start, i, k
+    cdef int n_rows
+    cdef PassScratch sc
+    cdef floating *buf1 = NULL
+    cdef floating *buf2 = NULL
+    cdef floating *buf3 = NULL
+    cdef floating *s2_partial = NULL
+    cdef floating *resp = NULL
+    cdef double *lse = NULL
+    cdef floating *small_k = NULL
+    cdef floating *wlp_t = NULL
     cdef double *stat
     cdef double ll
-    cdef floating *chunk_sums
-    cdef floating *fused_buf
-    cdef bint fused
+    cdef floating *chunk_sums = NULL
+    cdef floating *fused_buf = NULL
+    cdef bint fused, failed
+    cdef bint ok = False
+    cdef char *thread_failed
     cdef const floating *tied_center_ptr = NULL
     cdef floating *means_t = NULL
     cdef floating *aux_t = NULL
     cdef const double *weights_ptr
 
+    # K and D become C ints (BLAS takes int dimensions): refuse larger first
+    check_int_dims(means.shape[0], X.shape[1])
+    D = <int> X.shape[1]
+    K = <int> means.shape[0]
     check_model(cov_type, D, K, means.shape[0], means.shape[1], prec.shape[0],
                 tied_center.shape[0], tied_proj.shape[0], tied_proj.shape[1],
                 log_const.shape[0], not has_resp)
@@ -271,49 +351,64 @@ def em_pass(
         raise ValueError(f"resp_given must have shape ({n_samples}, {K})")
     if n_samples == 0:
         return
-    if cov_type == COV_TIED:
-        tied_center_ptr = &tied_center[0]
-        if not has_resp:
-            aux_t = transposed_copy(&tied_proj[0, 0], K, D)
-    elif cov_type == COV_DIAG:
-        means_t = transposed_copy(&means[0, 0], K, D)
-        if not has_resp:
-            aux_t = transposed_copy(&prec[0], K, D)
-    n_threads = max(1, min(n_threads, n_slots))
-    # Few features and components, full covariance: one fused kernel per
-    # chunk (_loops.h, small_full_chunk).
-    fused = (cov_type == COV_FULL and D <= FUSED_MAX_D and K < SMALL_K
-             and not has_resp)
+    fused = _uses_fused(cov_type, K, D, has_resp)
+    sc = _pass_scratch(cov_type, K, D, floating is float, fused)
+    rows = sc.rows
+    n_chunks = (n_samples + rows - 1) // rows
+    n_threads = <int> max(1, min(<Py_ssize_t> n_threads, n_slots))
+    thread_failed = <char *> calloc(n_threads, 1)
+    if thread_failed == NULL:
+        raise MemoryError("em_pass: cannot allocate its thread flags")
+    try:
+        if cov_type == COV_TIED:
+            tied_center_ptr = &tied_center[0]
+            if not has_resp:
+                aux_t = transposed_copy(&tied_proj[0, 0], K, D)
+        elif cov_type == COV_DIAG:
+            means_t = transposed_copy(&means[0, 0], K, D)
+            if not has_resp:
+                aux_t = transposed_copy(&prec[0], K, D)
+    except MemoryError:
+        free(thread_failed)
+        free(means_t)
+        free(aux_t)
+        raise
 
     with nogil, parallel(num_threads=n_threads):
-        buf1 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
-        buf2 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
-        buf3 = <floating *> malloc(CHUNK_SIZE * (D + 2) * sizeof(floating))
-        s2_partial = <floating *> malloc(D * D * sizeof(floating))
-        resp = <floating *> malloc(CHUNK_SIZE * K * sizeof(floating))
-        lse = <double *> malloc(2 * CHUNK_SIZE * sizeof(double))
-        small_k = <floating *> malloc(CHUNK_SIZE * (K + 2 if K < SMALL_K else 1)
-                                      * sizeof(floating))
+        buf1 = <floating *> alloc_entries(sc.buf, sizeof(floating))
+        buf2 = <floating *> alloc_entries(sc.buf, sizeof(floating))
+        buf3 = <floating *> alloc_entries(sc.buf3, sizeof(floating))
+        s2_partial = <floating *> alloc_entries(sc.s2_partial, sizeof(floating))
+        resp = <floating *> alloc_entries(sc.resp, sizeof(floating))
+        lse = <double *> alloc_entries(sc.lse, sizeof(double))
+        small_k = <floating *> alloc_entries(sc.small_k, sizeof(floating))
         # Full covariance on the feature-major path with few components: the
         # log-densities go straight to the normalisation's transposed scratch.
         wlp_t = small_k if (cov_type == COV_FULL and D <= TILED_FULL_MAX_D
                             and K < SMALL_K) else NULL
-        chunk_sums = <floating *> malloc(2 * D * K * sizeof(floating))
+        chunk_sums = <floating *> alloc_entries(sc.chunk_sums, sizeof(floating))
         # the fused kernel's scratch: its rows and responsibilities
-        fused_buf = <floating *> malloc(((K + D) * FUSED_MAX_ROWS if fused else 1)
-                                        * sizeof(floating))
+        fused_buf = <floating *> alloc_entries(sc.fused, sizeof(floating))
+        ok = (buf1 != NULL and buf2 != NULL and buf3 != NULL and s2_partial != NULL
+              and resp != NULL and lse != NULL and small_k != NULL
+              and chunk_sums != NULL and fused_buf != NULL)
+        if not ok:
+            # raised once the threads are done; this one sums nothing
+            thread_failed[threadid()] = 1
 
         # Dynamic: a thread that finishes its slot takes the next one, so a
         # core shared with another process slows the pass less (speech, 2
         # threads beside a busy loop: 255-269 -> 238-245 ms); each slot is
         # still summed whole, in order, into its own row.
         for slot in prange(n_slots, schedule='dynamic'):
+            if not ok:
+                continue
             stat = &stats[slot, 0]
             first = slot * n_chunks // n_slots
             last = (slot + 1) * n_chunks // n_slots
             for chunk in range(first, last):
-                start = chunk * CHUNK_SIZE
-                n_rows = <int> min(<Py_ssize_t> CHUNK_SIZE, n_samples - start)
+                start = chunk * rows
+                n_rows = <int> min(rows, n_samples - start)
                 if has_weights:
                     weights_ptr = &sample_weight[start]
                 else:
@@ -338,7 +433,7 @@ def em_pass(
                         &prec[0], tied_center_ptr, &log_const[0], means_t, aux_t,
                         buf1, buf2, resp, wlp_t,
                     )
-                    log_normalize_rows(n_rows, K, resp, lse, lse + CHUNK_SIZE, small_k,
+                    log_normalize_rows(n_rows, K, resp, lse, lse + rows, small_k,
                                        wlp_t != NULL)
                     ll = 0.0
                     for i in range(n_rows):
@@ -350,8 +445,8 @@ def em_pass(
                     stat[0] = stat[0] + ll
                 _accumulate_chunk(
                     cov_type, &X[start, 0], n_rows, D, K, weights_ptr,
-                    &means[0, 0], means_t, tied_center_ptr, resp, buf1, buf2, buf3, s2_partial,
-                    chunk_sums, stat,
+                    &means[0, 0], means_t, tied_center_ptr, resp, buf1, buf2, buf3,
+                    <size_t> sc.buf3, s2_partial, chunk_sums, stat,
                 )
 
         free(buf1)
@@ -365,3 +460,15 @@ def em_pass(
         free(fused_buf)
     free(means_t)
     free(aux_t)
+    failed = False
+    for i in range(n_threads):
+        failed = failed or thread_failed[i] != 0
+    free(thread_failed)
+    if failed:
+        sizes = pass_scratch(cov_type, K, D, sizeof(floating), has_resp)
+        raise MemoryError(
+            f"em_pass: cannot allocate a thread's scratch ({sizes['bytes'] / 2**30:.2f} GiB "
+            f"a thread for K={K} components of D={D} features, {rows} rows a chunk, on "
+            f"{n_threads} threads). Use fewer components"
+            + (" or covariance_type='diag'." if cov_type != COV_DIAG else " or features.")
+        )
