@@ -238,7 +238,85 @@ def test_kernels_refuse_dimensions_beyond_an_int_before_casting(kernel, too_big)
                             np.empty(1, np.int64), empty, np.empty((0, K)), 1)
 
 
+# ---------------------------------------- the statistics buffer's MemoryError
+
+
+def test_impossible_statistics_buffer_raises_before_allocating():
+    # 16 slots of 10^6 components of 10^4 features, full: 5.7 PiB
+    with pytest.raises(MemoryError) as raised:
+        P.allocate_stats(16, "full", 10**6, 10**4)
+    message = str(raised.value)
+    n_bytes = 8 * 16 * stat_size(0, 10**6, 10**4)
+    assert f"({n_bytes / 2**30:,.2f} GiB)" in message
+    assert "covariance_type='diag'" in message and "fewer components" in message
+    assert "more than this machine or process can allocate" in message
+
+
+def test_statistics_buffer_numpy_cannot_allocate_gets_the_same_advice(monkeypatch):
+    # Past the limit check (made to allow anything up to numpy's largest
+    # array), numpy itself fails: 2 PiB exceeds any address space.
+    monkeypatch.setattr(P, "memory_limit_bytes", lambda: np.iinfo(np.intp).max)
+    with pytest.raises(MemoryError) as raised:
+        P.allocate_stats(64, "diag", 2**40, 2**1)
+    message = str(raised.value)
+    assert "numpy could not allocate it" in message
+    assert "fewer components or features" in message
+    assert f"({8 * 64 * stat_size(2, 2**40, 2) / 2**30:,.2f} GiB)" in message
+
+
+def test_statistics_buffer_of_a_normal_fit_is_zeroed():
+    stats = P.allocate_stats(3, "full", 4, 5)
+    assert stats.shape == (3, expected_stat_size("full", 4, 5))
+    assert stats.dtype == np.float64 and not stats.any()
+
+
+def test_memory_limit_is_at_most_the_machine():
+    limit = P.memory_limit_bytes()
+    assert 0 < limit <= np.iinfo(np.intp).max
+
+
 # ------------------------------------------ the review's two reproductions
+
+
+FIT_955 = """
+import warnings
+import numpy as np
+import fastgmm
+from fastgmm import LargeMemoryWarning
+K = {K}
+X = np.random.default_rng(0).normal(size=(955, 3000)).astype(np.float32)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        fastgmm.GaussianMixture(K, covariance_type="full", init_params="random",
+                                max_iter=1).fit(X)
+        print("FITTED")
+    except MemoryError as error:
+        print("MEMORYERROR", error)
+for w in caught:
+    if issubclass(w.category, LargeMemoryWarning):
+        print("WARNING", w.message)
+"""
+
+
+@needs_proc
+@pytest.mark.parametrize("K, size", [(955, 4_301_798_456), (478, 2_153_151_479)])
+def test_fit_whose_statistics_pass_2_31_raises_memory_error_not_a_crash(K, size):
+    # Before: K = 955 died with SIGSEGV (the size wrapped to 6,831,160, the
+    # pass wrote past the buffer); K = 478 raised "negative dimensions".
+    # 4 slots of `size` float64 (128 and 64 GiB) cannot be had within 6 GiB.
+    returncode, stdout, stderr = run_isolated(FIT_955.format(K=K), address_space_gib=6)
+    assert_clean_exit(returncode, stdout, stderr)
+    if "FITTED" in stdout:
+        return
+    assert "MEMORYERROR" in stdout, stdout + stderr
+    error = stdout.split("MEMORYERROR", 1)[1].split("\nWARNING", 1)[0]
+    assert f"4 x {size:,} float64" in error
+    assert f"({8 * 4 * size / 2**30:,.2f} GiB)" in error
+    assert "covariance_type='diag'" in error and "fewer components" in error
+    # the warning before it reports the true figure too (it said 0.2 GiB)
+    warning = stdout.split("WARNING", 1)[1]
+    assert f"{8 * 4 * size / 2**30:.2f} GiB of sufficient statistics" in warning
 
 
 PREDICT_HUGE_K = """

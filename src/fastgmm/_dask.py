@@ -216,10 +216,10 @@ def _block_statistics(x, w, spec, block_info=None):
 def _em_statistics(x, weights, spec, n_threads):
     kernel = spec.kernel
     n_features = x.shape[1]
-    stats = np.zeros((
+    stats = P.allocate_stats(
         P.n_slots_for(x.shape[0], spec.covariance_type, spec.n_components, n_features),
-        stat_size(kernel.code, spec.n_components, n_features),
-    ))
+        spec.covariance_type, spec.n_components, n_features,
+    )
     em_pass(
         x, np.empty(0) if weights is None else weights, *kernel.args(),
         np.empty((0, spec.n_components), dtype=x.dtype), kernel.code, stats, n_threads,

@@ -33,7 +33,6 @@ from fastgmm import _parameters as P
 from fastgmm._batches import BatchData
 from fastgmm._initialization import initial_statistics
 from fastgmm._kernels._dispatch import em_pass, estimate
-from fastgmm._kernels._suffstats import stat_size
 from fastgmm._reliability import (
     DegenerateRecovery,
     check_on_degenerate,
@@ -990,10 +989,10 @@ class _Workspace:
         n_slots = P.n_slots_for(data.max_block_rows, covariance_type, n_components,
                                 data.n_features)
         self.covariance_type = covariance_type
-        self.stats = np.zeros(
-            (n_slots, stat_size(P.KERNEL_COV_CODE[covariance_type], n_components,
-                                data.n_features))
-        )
+        # MemoryError naming the size and the way out (fewer components,
+        # 'diag') rather than numpy's bare one, or none at all
+        self.stats = P.allocate_stats(n_slots, covariance_type, n_components,
+                                      data.n_features)
         self.no_weights = np.empty(0, dtype=np.float64)
         self.no_resp = np.empty((0, n_components), dtype=data.dtype)
 

@@ -18,8 +18,7 @@ from sklearn.utils.extmath import row_norms
 
 from fastgmm._kernels._columns import column_moments
 from fastgmm._kernels._dispatch import em_pass
-from fastgmm._kernels._suffstats import stat_size
-from fastgmm._parameters import KERNEL_COV_CODE, n_slots_for
+from fastgmm._parameters import KERNEL_COV_CODE, allocate_stats, n_slots_for
 
 # Rows of responsibilities materialised at a time (about 8 MB at K = 64).
 RESP_BLOCK_ELEMENTS = 2**20
@@ -147,9 +146,9 @@ def _stats_of_given_resp(X, resp_blocks, covariance_type, centers, tied_center, 
         n_components = resp.shape[1]
         rows = X[start:stop]
         tied_proj = centers if covariance_type == "tied" else np.empty((0, 0), dtype=dtype)
-        size = stat_size(code, n_components, X.shape[1])
-        stats = np.zeros(
-            (n_slots_for(rows.shape[0], covariance_type, n_components, X.shape[1]), size)
+        stats = allocate_stats(
+            n_slots_for(rows.shape[0], covariance_type, n_components, X.shape[1]),
+            covariance_type, n_components, X.shape[1],
         )
         weights = empty_weights if sample_weight is None else sample_weight[start:stop]
         em_pass(

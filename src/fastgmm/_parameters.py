@@ -9,6 +9,7 @@ from sums shifted by the previous means instead of raw second moments.
 """
 
 import math
+import os
 
 import numpy as np
 from scipy import linalg
@@ -48,6 +49,84 @@ def n_slots_for(n_samples, covariance_type, n_components, n_features):
     row_bytes = 8 * stat_size(KERNEL_COV_CODE[covariance_type], n_components, n_features)
     by_budget = max(MIN_SLOTS, SLOT_BUDGET_BYTES // row_bytes)
     return int(max(1, min(n_chunks, MAX_SLOTS, by_budget)))
+
+
+def memory_limit_bytes():
+    """The most memory one allocation could ever get here: the machine's
+    physical memory, or the process's address-space or data limit where it
+    is lower, and never above numpy's largest array (all that is known
+    where the platform reports neither)."""
+    limits = [int(np.iinfo(np.intp).max)]
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not POSIX, or not reported
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        resource = None
+    if resource is not None:
+        for name in ("RLIMIT_AS", "RLIMIT_DATA"):
+            which = getattr(resource, name, None)
+            if which is None:
+                continue
+            try:
+                soft, _ = resource.getrlimit(which)
+            except (ValueError, OSError):
+                continue
+            if soft != resource.RLIM_INFINITY and soft > 0:
+                limits.append(soft)
+    return min(limits)
+
+
+def _gib(n_bytes):
+    return f"{n_bytes / 2**30:,.2f} GiB"
+
+
+def stats_memory_error(n_slots, covariance_type, n_components, n_features, reason):
+    """The MemoryError of a statistics buffer that cannot be allocated: its
+    size, what makes it up, and the way out."""
+    K, D = n_components, n_features
+    size = stat_size(KERNEL_COV_CODE[covariance_type], K, D)
+    total = 8 * n_slots * size
+    diag_total = 8 * n_slots * stat_size(KERNEL_COV_CODE["diag"], K, D)
+    per_component = {"full": "D (D + 1) / 2", "tied": "one shared D x D",
+                     "diag": "D", "spherical": "D"}[covariance_type]
+    if covariance_type in ("full", "tied"):
+        advice = (f"Use covariance_type='diag' (D second moments per component instead "
+                  f"of {per_component}: {_gib(diag_total)} here), or fewer "
+                  + ("components or features." if covariance_type == "full" else "features."))
+    else:
+        advice = "Use fewer components or features."
+    return MemoryError(
+        f"This fit needs a {n_slots} x {size:,} float64 buffer of sufficient statistics "
+        f"({_gib(total)}): {n_slots} slots (one per run of rows, so that the result does "
+        f"not depend on the thread count) of {size:,} numbers each for K={K} components "
+        f"of D={D} features with covariance_type={covariance_type!r} ({per_component} "
+        f"second moments per component). {reason} {advice}"
+    )
+
+
+def allocate_stats(n_slots, covariance_type, n_components, n_features):
+    """The zeroed (n_slots, stat_size) float64 statistics buffer of a pass.
+
+    MemoryError, naming the size and the way out, before numpy is asked for
+    more than this machine could ever give (`memory_limit_bytes`), and
+    likewise when numpy cannot allocate it.
+    """
+    size = stat_size(KERNEL_COV_CODE[covariance_type], n_components, n_features)
+    n_bytes = 8 * n_slots * size
+    limit = memory_limit_bytes()
+    if n_bytes > limit:
+        raise stats_memory_error(
+            n_slots, covariance_type, n_components, n_features,
+            f"That is more than this machine or process can allocate ({_gib(limit)}).")
+    try:
+        return np.zeros((n_slots, size))
+    except MemoryError:
+        raise stats_memory_error(
+            n_slots, covariance_type, n_components, n_features,
+            "numpy could not allocate it.") from None
 
 
 def split_stats(total, covariance_type, n_components, n_features):
