@@ -1,12 +1,17 @@
 """The command line, driven as a user drives it: `python -m fastgmm ...` in a
 subprocess, in a temporary folder."""
 
+import csv
+import errno
 import functools
+import io
 import os
 import re
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,7 @@ import pytest
 
 import fastgmm
 from fastgmm import GaussianMixture, load
+from fastgmm._cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -394,7 +400,7 @@ def test_parquet_through_pandas_without_pyarrow(data_dir, tmp_path):
 
 @pytest.mark.parametrize("args, match", [
     (("fit", "DATA", "-k", "abc"), "bad K range 'abc'"),
-    (("fit", "DATA", "-k", "2..3"), "give one number of components, or 'auto'"),
+    (("fit", "DATA", "-k", "2..3", "--k-range", "1..3"), "--k-range goes with -k auto"),
     (("fit", "DATA", "-k", "2", "--k-range", "1..3"), "--k-range goes with -k auto"),
     (("fit", "DATA", "-k", "2", "--covariance-type", "full,diag"),
      "several covariance types go with -k auto"),
@@ -495,6 +501,304 @@ def test_broken_pipe_is_quiet(data_dir, tmp_path):
     stderr = child.stderr.read().decode()
     child.wait(timeout=300)
     assert "Traceback" not in stderr and "error" not in stderr
+
+
+# ------------------------------------------------------------------ outputs
+
+
+def run_main(*args):
+    """The command line in this process (for faults injected with monkeypatch)."""
+    return main([str(a) for a in args])
+
+
+def _folder_snapshot(folder):
+    return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("command, output", [
+    (("fit", "data.csv", "-k", 3, "--out", "data.csv"), "data.csv"),
+    (("fit", "data.csv", "-k", 3, "--labels", "./data.csv"), "./data.csv"),
+    (("fit", "data.csv", "-k", 3, "--proba", "link.csv"), "link.csv"),
+    (("fit", "data.csv", "-k", 3, "--plot", "sub/../data.csv"), "sub/../data.csv"),
+    (("predict", "m.npz", "data.csv", "--out", "m.npz"), "m.npz"),
+    (("predict", "m.npz", "data.csv", "--out", "./m.npz"), "./m.npz"),
+    (("predict", "m.npz", "data.csv", "--out", "mlink.npz"), "mlink.npz"),
+    (("predict", "m.npz", "data.csv", "--out", "data.csv"), "data.csv"),
+    (("select", "data.csv", "--k", "2..3", "--table", "hard.csv"), "hard.csv"),
+])
+def test_output_that_is_an_input_is_refused(data_dir, tmp_path, command, output):
+    """The same file under another name (./, a symlink, '..', a hard link)
+    is refused too, before anything is read or written."""
+    folder, X = data_dir
+    (tmp_path / "data.csv").write_bytes((folder / "plain.csv").read_bytes())
+    (tmp_path / "sub").mkdir()
+    os.symlink("data.csv", tmp_path / "link.csv")
+    os.link(tmp_path / "data.csv", tmp_path / "hard.csv")
+    GaussianMixture(3, random_state=0).fit(X).save(tmp_path / "m.npz")
+    os.symlink("m.npz", tmp_path / "mlink.npz")
+    before = _folder_snapshot(tmp_path)
+    quiet = ("-q",) if command[0] != "predict" else ()
+    line = assert_error(run_cli(*command, *quiet, cwd=tmp_path), "is the same file as")
+    assert f" {output} " in line and "would be overwritten" in line
+    assert _folder_snapshot(tmp_path) == before            # nothing written
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "mlink.npz").is_symlink()
+
+
+@pytest.mark.parametrize("outputs", [
+    ("--out", "x.csv", "--labels", "x.csv"),
+    ("--labels", "l.csv", "--proba", "./l.csv"),
+    ("--labels", "l.csv", "--plot", "sub/../l.csv"),
+])
+def test_two_outputs_on_one_file_are_refused(data_dir, tmp_path, outputs):
+    folder, _ = data_dir
+    (tmp_path / "sub").mkdir()
+    assert_error(run_cli("fit", folder / "data.npy", "-k", 3, *outputs, "-q", cwd=tmp_path),
+                 "are the same file: choose a different path for each output")
+    assert [p.name for p in tmp_path.iterdir()] == ["sub"]
+
+
+def _disk_full():
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _savetxt_filling_the_disk(real_savetxt):
+    """np.savetxt that writes its first 4 KB, then fails as a full disk does."""
+
+    def savetxt(fname, X, **kwargs):
+        text = io.StringIO()
+        real_savetxt(text, X, **kwargs)
+        part = text.getvalue()[:4096]
+        if isinstance(fname, (str, os.PathLike)):
+            with open(fname, "w") as f:
+                f.write(part)
+        else:
+            fname.write(part)
+        raise _disk_full()
+
+    return savetxt
+
+
+class _CsvWriterFillingTheDisk:
+    """csv.writer that writes two rows, then fails as a full disk does."""
+
+    def __init__(self, f, *args, **kwargs):
+        self.f, self.rows = f, 0
+
+    def writerow(self, row):
+        if self.rows == 2:
+            raise _disk_full()
+        self.f.write(",".join(map(str, row)) + "\n")
+        self.rows += 1
+
+
+@pytest.mark.parametrize("command, output", [
+    (("fit", "DATA", "-k", 3, "--labels", "OUT"), "--labels"),
+    (("fit", "DATA", "-k", 3, "--proba", "OUT"), "--proba"),
+    (("predict", "MODEL", "DATA", "--out", "OUT"), "--out"),
+    (("predict", "MODEL", "DATA", "--proba", "--out", "OUT"), "--out"),
+    (("select", "DATA", "--k", "2..3", "--table", "OUT"), "--table"),
+])
+def test_full_disk_keeps_the_previous_file(data_dir, tmp_path, monkeypatch, capsys,
+                                           command, output):
+    """A write that fails part-way (ENOSPC) leaves the previous file whole and
+    no temporary behind: every output is written beside it and renamed."""
+    folder, X = data_dir
+    model = tmp_path / "m.npz"
+    GaussianMixture(3, random_state=0).fit(X).save(model)
+    out = tmp_path / "out.csv"
+    previous = "label\n" + "1\n" * 600                   # a 601-line file from before
+    out.write_text(previous)
+    monkeypatch.setattr(np, "savetxt", _savetxt_filling_the_disk(np.savetxt))
+    monkeypatch.setattr(csv, "writer", _CsvWriterFillingTheDisk)
+    paths = {"DATA": folder / "data.npy", "MODEL": model, "OUT": out}
+    args = [paths.get(a, a) if isinstance(a, str) else a for a in command]
+    quiet = ("-q",) if command[0] != "predict" else ()
+    assert run_main(*args, *quiet) == 1
+    assert out.read_text() == previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "out.csv"]
+    err = capsys.readouterr().err
+    assert f"cannot write {output} {out}: No space left on device" in err
+
+
+def _device_node(tmp_path):
+    """A character device to write to: as root, a node of our own with
+    /dev/null's numbers (so that a regression replaces that node, never the
+    machine's /dev/null); otherwise /dev/null itself, which a user who may
+    not write to /dev cannot replace."""
+    path = tmp_path / "null"
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        with open(path, "wb") as f:
+            f.write(b"probe")          # a nodev mount refuses this
+        return path
+    except OSError:
+        if path.exists():
+            path.unlink()
+        return Path(os.devnull)
+
+
+def test_outputs_to_a_device_leave_it_a_device(data_dir, tmp_path):
+    folder, X = data_dir
+    device = _device_node(tmp_path)
+    rdev = device.stat().st_rdev
+    assert_ok(run_cli("fit", folder / "data.npy", "-k", 3, "--out", device,
+                      "--labels", device, "--proba", device, "-q", cwd=tmp_path))
+    GaussianMixture(3, random_state=0).fit(X).save(tmp_path / "m.npz")
+    assert_ok(run_cli("predict", "m.npz", folder / "data.npy", "--out", device,
+                      cwd=tmp_path))
+    st = os.stat(device)
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == rdev
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def _read_fifo_in_thread(path):
+    """Start a reader of the FIFO `path`; returns (thread, result dict)."""
+    result = {}
+
+    def read():
+        with open(path, "rb") as f:
+            result["data"] = f.read()
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_outputs_to_a_fifo_are_streamed_and_it_stays_a_fifo(data_dir, tmp_path):
+    folder, X = data_dir
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    gmm.save(tmp_path / "m.npz")
+
+    thread, result = _read_fifo_in_thread(fifo)
+    assert_ok(run_cli("predict", "m.npz", folder / "data.npy", "--out", fifo, cwd=tmp_path))
+    thread.join(timeout=60)
+    lines = result["data"].decode().splitlines()
+    assert lines[0] == "label"
+    np.testing.assert_array_equal(np.array(lines[1:], dtype=int), gmm.predict(X))
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+    thread, result = _read_fifo_in_thread(fifo)
+    assert_ok(run_cli("fit", folder / "data.npy", "-k", 3, "--out", fifo, "-q",
+                      cwd=tmp_path))
+    thread.join(timeout=60)
+    assert "data" in result, "the model went elsewhere: the FIFO was replaced"
+    (tmp_path / "streamed.npz").write_bytes(result["data"])
+    np.testing.assert_array_equal(load(tmp_path / "streamed.npz").means_, gmm.means_)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_symlinked_outputs_write_the_target_and_keep_the_link(data_dir, tmp_path):
+    folder, X = data_dir
+    (tmp_path / "store").mkdir()
+    for name in ("model.npz", "labels.csv", "pred.csv"):
+        (tmp_path / "store" / name).write_text("old\n")
+        os.symlink(Path("store") / name, tmp_path / name)
+    os.symlink(Path("store") / "new.csv", tmp_path / "dangling.csv")   # target not yet there
+    assert_ok(run_cli("fit", folder / "data.npy", "-k", 3, "--out", "model.npz",
+                      "--labels", "labels.csv", "--proba", "dangling.csv", "-q",
+                      cwd=tmp_path))
+    assert_ok(run_cli("predict", "model.npz", folder / "data.npy", "--out", "pred.csv",
+                      cwd=tmp_path))
+    expected = GaussianMixture(3, random_state=0).fit(X)
+    for name in ("model.npz", "labels.csv", "pred.csv", "dangling.csv"):
+        assert (tmp_path / name).is_symlink(), name
+    np.testing.assert_array_equal(load(tmp_path / "store" / "model.npz").means_,
+                                  expected.means_)
+    for name in ("labels.csv", "pred.csv"):
+        _, labels = read_csv(tmp_path / "store" / name)
+        np.testing.assert_array_equal(labels[:, 0], expected.predict(X))
+    _, proba = read_csv(tmp_path / "store" / "new.csv")
+    np.testing.assert_array_equal(proba, expected.predict_proba(X))
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [
+        "labels.csv", "model.npz", "new.csv", "pred.csv"]
+
+
+def test_bad_figure_format_fails_before_anything_is_written(data_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("fastgmm.plot")
+    folder, _ = data_dir
+    proc = run_cli("fit", folder / "data.npy", "-k", 3, "--out", "m.npz",
+                   "--labels", "l.csv", "--plot", "fig.xyz", "-q", cwd=tmp_path)
+    assert list(tmp_path.iterdir()) == []                   # no model, no labels
+    line = assert_error(proc, "--plot fig.xyz: matplotlib cannot write 'xyz' figures")
+    assert "png" in line and "svg" in line                  # says what would do
+    assert proc.stdout == ""                                # refused before the fit
+    # A format matplotlib knows is written whole, from its extension.
+    assert_ok(run_cli("fit", folder / "data.npy", "-k", 3, "--plot", "fig.svg", "-q",
+                      cwd=tmp_path))
+    assert b"<svg" in (tmp_path / "fig.svg").read_bytes()[:500]
+
+
+def test_closed_stdout_pipe_costs_no_file(data_dir, tmp_path):
+    """`fastgmm fit ... | head -2`: the reader goes away before the summary
+    is printed; every file must still be written whole, the exit be 141 and
+    quiet. Several runs, stdout buffered and unbuffered (PYTHONUNBUFFERED)."""
+    folder, X = data_dir
+    expected = GaussianMixture(3, random_state=0).fit(X)
+    for run in range(6):
+        for name in ("labels.csv", "proba.csv", "m.npz"):
+            (tmp_path / name).write_text("previous\n")
+        env = _env()
+        if run % 2:
+            env["PYTHONUNBUFFERED"] = "1"
+        child = subprocess.Popen(
+            [sys.executable, "-m", "fastgmm", "fit", str(folder / "data.npy"), "-k", "3",
+             "--out", "m.npz", "--labels", "labels.csv", "--proba", "proba.csv", "-q"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child.stdout.close()                          # like `| head -0`
+        stderr = child.stderr.read().decode()
+        assert child.wait(timeout=300) == 141, (run, stderr)
+        assert stderr == "", (run, stderr)
+        header, labels = read_csv(tmp_path / "labels.csv")
+        assert header == "label", run
+        np.testing.assert_array_equal(labels[:, 0], expected.predict(X))
+        _, proba = read_csv(tmp_path / "proba.csv")
+        np.testing.assert_array_equal(proba, expected.predict_proba(X))
+        np.testing.assert_array_equal(load(tmp_path / "m.npz").means_, expected.means_)
+
+
+def test_binary_outputs_refuse_stdout(data_dir, tmp_path):
+    folder, _ = data_dir
+    assert_error(run_cli("fit", folder / "data.npy", "-k", 3, "--out", "-", "-q",
+                         cwd=tmp_path), "--out -: this output cannot go to stdout")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ flag spellings
+
+
+def test_fit_and_select_accept_both_spellings(data_dir, tmp_path, capsys):
+    """--k-range / -k / --k and --covariance-type / --covariance-types mean the
+    same in fit and in select; --help shows one of each."""
+    folder, X = data_dir
+    data = folder / "data.npy"
+    outputs = {}
+    for i, spelling in enumerate([
+        ("fit", data, "-k", "auto", "--k-range", "2..3", "--covariance-type", "full,diag"),
+        ("fit", data, "-k", "2..3", "--covariance-types", "full,diag"),
+        ("fit", data, "--k", "2..3", "--covariance-types", "full,diag"),
+        ("select", data, "--k-range", "2..3", "--covariance-type", "full,diag"),
+        ("select", data, "-k", "2..3", "--covariance-types", "full,diag"),
+        ("select", data, "--k", "2..3", "--covariance-type", "full,diag"),
+    ]):
+        assert run_main(*spelling, "--out", tmp_path / f"m{i}.npz", "-q") == 0, spelling
+        table = capsys.readouterr().out.split("\n\n")[0].splitlines()
+        outputs[spelling] = table[:6]
+        np.testing.assert_array_equal(load(tmp_path / f"m{i}.npz").means_,
+                                      load(tmp_path / "m0.npz").means_)
+    rows = [[line.split()[:-1] for line in table] for table in outputs.values()]
+    assert all(r == rows[0] for r in rows)     # one table (less the times), six spellings
+    assert run_main("fit", data, "--k", "3", "--covariance-types", "diag", "-q",
+                    "--out", tmp_path / "one.npz") == 0
+    gmm = load(tmp_path / "one.npz")
+    assert (gmm.n_components, gmm.covariance_type) == (3, "diag")
+    for command in ("fit", "select"):
+        help_text = run_cli(command, "--help", cwd=tmp_path).stdout
+        assert "--k-range" in help_text and "--covariance-type" in help_text
+        assert "--covariance-types" not in help_text
+        assert "--k " not in help_text and "--k K" not in help_text
 
 
 # ------------------------------------------------------------------ wiring

@@ -2,25 +2,35 @@
 
     fastgmm fit DATA -k 3|auto [options] --out model.npz --labels labels.csv
     fastgmm predict model.npz DATA [--proba] [--out FILE]
-    fastgmm select DATA --k 1..9 [--covariance-types full,diag] [--out best.npz]
+    fastgmm select DATA --k-range 1..9 [--covariance-type full,diag] [--out best.npz]
     fastgmm demo [--plot demo.png]
     fastgmm bench [--cases ...]
 
 DATA is a .csv (numbers, with an optional header row), .npy or .parquet
 file. Every error is one line on stderr, ``fastgmm: error: ...``, and a
 non-zero exit status; warnings are one line each, ``fastgmm: warning: ...``.
+
+Outputs: every option is checked before the data are read (an output's
+folder, an output that is an input or another output, the figure format);
+every file is written through ``fastgmm._files.atomic_write`` (complete or
+not at all; symlinks written through; devices and FIFOs written into, never
+replaced); a closed stdout pipe stops the printing, not the files (exit 141
+once they are written).
 """
 
 import argparse
 import csv
+import io
 import itertools
 import os
+import stat
 import sys
 import time
 import warnings
 
 import numpy as np
 
+from fastgmm._files import atomic_write, check_distinct
 from fastgmm._gaussian_mixture import GaussianMixture
 from fastgmm._io import ModelFileError, load
 from fastgmm._parameters import COVARIANCE_TYPES
@@ -243,45 +253,147 @@ def _one_line(error):
 # ------------------------------------------------------------------ writing
 
 
+class _Stdout:
+    """Standard output that a closed pipe cannot stop half-way.
+
+    When the reader of stdout goes away (`fastgmm fit ... | head -2`), the
+    next write raises BrokenPipeError. That must not cost the file outputs
+    still to come, so the error is caught here: stdout is pointed at
+    os.devnull (as Python's documentation on SIGPIPE advises, so that the
+    flush at exit cannot fail again), later text is dropped, the command
+    carries on, and main() exits with 141 (as a program killed by SIGPIPE)
+    once every file is written. Every print goes through `write`, which
+    flushes, so the pipe breaks here and not at some later write.
+    """
+
+    def __init__(self):
+        self.broken = False
+
+    def write(self, writer):
+        """writer(sys.stdout), then a flush; nothing once the pipe is closed."""
+        if self.broken:
+            return
+        try:
+            writer(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.broken = True
+            _stdout_to_devnull()
+
+
+_stdout = _Stdout()
+
+
+def say(*values):
+    """print() to stdout, through _Stdout."""
+    _stdout.write(lambda f: print(*values, file=f))
+
+
+def _stdout_to_devnull():
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return                  # not a real file (an in-process capture)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _is_stream(path):
+    """An existing device or FIFO (written into as a stream, never replaced)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _check_writable(path, option):
     """Refuse an output whose folder does not exist before a long fit, not after."""
     if path is None or path == "-":
         return
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)          # a symlink is written through
+    if os.path.isdir(target):
+        raise CommandError(f"{option} {path}: is a directory")
+    if _is_stream(target):
+        return
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise CommandError(f"{option} {path}: folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise CommandError(f"{option} {path}: is a directory")
+    if not os.access(folder, os.W_OK):
+        # The new contents go to a temporary file there before the rename.
+        raise CommandError(f"{option} {path}: folder {folder} is not writable")
 
 
-def _write_csv(path, header, array, fmt):
-    """A CSV with a header line; '-' or None is stdout."""
+def check_outputs(inputs, outputs, files_only=()):
+    """Before any data is read: every output can be written, and none is an
+    input or another output (files compared, not names: a symlink, './x'
+    or a hard link to an input is refused). Devices and FIFOs are left out
+    of the comparison: writing into them replaces nothing (two outputs to
+    /dev/null are fine). The options in `files_only` (binary outputs)
+    cannot be '-' (stdout)."""
+    for option, path in outputs.items():
+        if path == "-" and option in files_only:
+            raise CommandError(f"{option} -: this output cannot go to stdout; "
+                               "give a file name")
+        _check_writable(path, option)
+    files = {option: path for option, path in outputs.items()
+             if path is None or path == "-" or not _is_stream(path)}
+    try:
+        check_distinct(inputs, files)
+    except ValueError as error:
+        raise CommandError(_one_line(error)) from None
+
+
+def write_output(path, option, write, binary=False):
+    """write(f) fills a file object with the output of `option`.
+
+    None or '-' is stdout (text only; a closed pipe there is not an error,
+    see _Stdout). A file is replaced atomically (fastgmm._files.atomic_write:
+    a temporary file in the same folder, renamed over it once complete), so a
+    full disk or an interrupt leaves the previous file as it was; a symlink
+    is written through, a device or FIFO written into as a stream.
+    """
     if path is None or path == "-":
-        np.savetxt(sys.stdout, array, fmt=fmt, delimiter=",", header=header, comments="")
-        sys.stdout.flush()
+        if binary:
+            raise CommandError(f"{option} -: this output cannot go to stdout; "
+                               "give a file name")
+        _stdout.write(write)
         return
     try:
-        np.savetxt(path, array, fmt=fmt, delimiter=",", header=header, comments="")
+        with atomic_write(path, binary=binary) as f:
+            write(f)
     except OSError as error:
-        raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
+        raise CommandError(f"cannot write {option} {path}: {error.strerror or error}"
+                           ) from None
 
 
-def write_labels(path, labels):
-    _write_csv(path, "label", labels[:, None], "%d")
+def _write_csv(path, option, header, array, fmt):
+    """A CSV with a header line; '-' or None is stdout."""
+    write_output(path, option, lambda f: np.savetxt(f, array, fmt=fmt, delimiter=",",
+                                                    header=header, comments=""))
 
 
-def write_proba(path, proba):
+def write_labels(path, labels, option="--labels"):
+    _write_csv(path, option, "label", labels[:, None], "%d")
+
+
+def write_proba(path, proba, option="--proba"):
     # Enough digits to read back the exact float.
     fmt = "%.17g" if proba.dtype == np.float64 else "%.9g"
     header = ",".join(f"proba_{k}" for k in range(proba.shape[1]))
-    _write_csv(path, header, proba, fmt)
+    _write_csv(path, option, header, proba, fmt)
 
 
-def save_model(gmm, path):
-    try:
-        gmm.save(path)
-    except OSError as error:
-        raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
+def save_model(gmm, path, option="--out"):
+    """The GaussianMixture as fastgmm's model file: made in memory (zipfile seeks back in what it
+    writes, which a FIFO cannot do and /dev/null does wrongly), then written
+    like every other output."""
+    data = io.BytesIO()
+    gmm.save(data)
+    write_output(path, option, lambda f: f.write(data.getbuffer()), binary=True)
 
 
 # ------------------------------------------------------------------ figures
@@ -302,10 +414,35 @@ def _require_plotting(option):
     return plot
 
 
-def save_figure(gmm, X, path, title=None):
-    """Component ellipses over the data, written with matplotlib's Agg canvas
-    (no pyplot, no display needed)."""
-    plot = _require_plotting("--plot")
+def figure_format(path, option="--plot"):
+    """The figure format of `path` (its extension; without one, matplotlib's
+    savefig.format), checked against what matplotlib's Agg canvas writes and
+    tried on an empty figure, so that a bad name fails before the fit."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    extension = os.path.splitext(path)[1][1:].lower()
+    fmt = extension or str(matplotlib.rcParams["savefig.format"]).lower()
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if fmt not in supported:
+        raise CommandError(f"{option} {path}: matplotlib cannot write {fmt!r} figures; "
+                           f"use one of {', '.join(sorted(supported))}")
+    figure = Figure(figsize=(1, 1))
+    FigureCanvasAgg(figure)
+    try:
+        figure.savefig(io.BytesIO(), format=fmt)
+    except Exception as error:  # noqa: BLE001  backends raise many kinds
+        raise CommandError(f"{option} {path}: matplotlib cannot write {fmt!r} figures "
+                           f"here ({_one_line(error)})") from None
+    return fmt
+
+
+def save_figure(gmm, X, path, title=None, option="--plot"):
+    """Component ellipses over the data, drawn with matplotlib's Agg canvas
+    (no pyplot, no display needed) into memory, then written atomically."""
+    plot = _require_plotting(option)
+    fmt = figure_format(path, option)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -315,12 +452,12 @@ def save_figure(gmm, X, path, title=None):
     plot.ellipses(gmm, X, ax=ax)
     if title:
         ax.set_title(title)
+    image = io.BytesIO()
     try:
-        figure.savefig(path, dpi=100)
-    except OSError as error:
-        raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
-    except ValueError as error:
-        raise CommandError(f"cannot write figure {path}: {_one_line(error)}") from None
+        figure.savefig(image, format=fmt, dpi=100)
+    except (ValueError, RuntimeError, OSError) as error:
+        raise CommandError(f"cannot draw figure {path}: {_one_line(error)}") from None
+    write_output(path, option, lambda f: f.write(image.getbuffer()), binary=True)
 
 
 # ------------------------------------------------------------------ options
@@ -445,82 +582,98 @@ def _fit_one(X, args, n_components, covariance_type):
     return gmm
 
 
-def _print_model(gmm, X, elapsed, file=None):
-    file = file if file is not None else sys.stdout
-    print(f"fitted {gmm.means_.shape[0]} {gmm.covariance_type} components to "
-          f"{X.shape[0]:,} rows x {X.shape[1]} features in {elapsed:.3f} s: "
-          f"{gmm.n_iter_} EM iterations, converged={gmm.converged_}", file=file)
-    print(f"mean log-likelihood {gmm.score(X):.6g}, BIC {gmm.bic(X):.6g}, "
-          f"AIC {gmm.aic(X):.6g}", file=file)
-    shown = min(X.shape[1], 6)
-    print("component  weight   mean" + (f" (first {shown} features)"
-                                        if shown < X.shape[1] else ""), file=file)
+def _print_model(gmm, X, elapsed):
+    n_features = X.shape[1]
+    shown = min(n_features, 6)
+    say(f"fitted {gmm.means_.shape[0]} {gmm.covariance_type} components to "
+        f"{X.shape[0]:,} rows x {n_features} features in {elapsed:.3f} s: "
+        f"{gmm.n_iter_} EM iterations, converged={gmm.converged_}")
+    say(f"mean log-likelihood {gmm.score(X):.6g}, BIC {gmm.bic(X):.6g}, "
+        f"AIC {gmm.aic(X):.6g}")
+    say("component  weight   mean" + (f" (first {shown} features)"
+                                      if shown < n_features else ""))
     for k in range(gmm.means_.shape[0]):
         mean = ", ".join(f"{v:.4g}" for v in gmm.means_[k, :shown])
-        print(f"{k:>9}  {gmm.weights_[k]:.4f}   [{mean}]", file=file)
+        say(f"{k:>9}  {gmm.weights_[k]:.4f}   [{mean}]")
+
+
+def _fit_k_values(args, covariance_types):
+    """(the K to fit, whether to choose among them) from fit's -k and --k-range.
+
+    -k is one number, 'auto' (the K of --k-range, default 1..9) or itself
+    a range or list (as for select), which is -k auto --k-range ... written
+    shorter."""
+    text = args.k.strip().lower()
+    if text == "auto":
+        return parse_k_range(args.k_range or DEFAULT_K_RANGE), True
+    if args.k_range is not None:
+        raise CommandError("--k-range goes with -k auto")
+    k_values = parse_k_range(args.k)
+    auto = ".." in text or "," in text
+    if not auto and len(covariance_types) != 1:
+        raise CommandError("several covariance types go with -k auto; give one")
+    return k_values, auto
 
 
 def cmd_fit(args):
+    # Every option is checked before the data are read and the model fitted.
     covariance_types = parse_covariance_types(args.covariance_type)
-    auto = args.k.strip().lower() == "auto"
-    if auto:
-        k_values = parse_k_range(args.k_range or DEFAULT_K_RANGE)
-    else:
-        if args.k_range is not None:
-            raise CommandError("--k-range goes with -k auto")
-        k_values = parse_k_range(args.k)
-        if len(k_values) != 1:
-            raise CommandError(f"-k {args.k}: give one number of components, or 'auto' "
-                               "(with --k-range) to choose it by BIC")
-        if len(covariance_types) != 1:
-            raise CommandError("several covariance types go with -k auto; give one")
-    for path, option in ((args.out, "--out"), (args.labels, "--labels"),
-                         (args.proba, "--proba"), (args.plot, "--plot")):
-        _check_writable(path, option)
+    k_values, auto = _fit_k_values(args, covariance_types)
+    check_outputs({"DATA": args.data},
+                  {"--out": args.out, "--labels": args.labels, "--proba": args.proba,
+                   "--plot": args.plot}, files_only=("--out", "--plot"))
     if args.plot is not None:
         _require_plotting("--plot")
+        figure_format(args.plot)
     X, _ = read_data(args.data)
 
     start = time.perf_counter()
     if auto:
         gmm, table = _run_selection(X, args, k_values, covariance_types, args.criterion)
-        print(table)
-        print()
+        say(table)
+        say()
     else:
         gmm = _fit_one(X, args, k_values[0], covariance_types[0])
     elapsed = time.perf_counter() - start
+    # Printing cannot stop the files below: a closed stdout pipe is caught
+    # (see _Stdout) and main() reports it once they are written.
     _print_model(gmm, X, elapsed)
 
     if args.out is not None:
         save_model(gmm, args.out)
-        print(f"model written to {args.out}")
+        say(f"model written to {args.out}")
     if args.labels is not None:
         write_labels(args.labels, gmm.predict(X))
-        print(f"labels written to {args.labels}")
+        _say_written("labels", args.labels)
     if args.proba is not None:
         write_proba(args.proba, gmm.predict_proba(X))
-        print(f"probabilities written to {args.proba}")
+        _say_written("probabilities", args.proba)
     if args.plot is not None:
         save_figure(gmm, X, args.plot, title=f"{os.path.basename(args.data)}: "
                     f"K={gmm.means_.shape[0]} {gmm.covariance_type}")
-        print(f"figure written to {args.plot}")
+        say(f"figure written to {args.plot}")
     return 0
 
 
+def _say_written(what, path):
+    if path != "-":
+        say(f"{what} written to {path}")
+
+
 def cmd_predict(args):
-    _check_writable(args.out, "--out")
+    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": args.out})
     if not os.path.exists(args.model):
         raise CommandError(f"no such file: {args.model}")
     try:
-        gmm = load(args.model)
+        model = load(args.model)
     except ModelFileError as error:
         raise CommandError(f"bad model file: {_one_line(error)}") from None
     X, names = read_data(args.data)
-    expected = gmm.n_features_in_
+    expected = model.n_features_in_
     if X.shape[1] != expected:
         raise CommandError(f"{args.data} has {X.shape[1]} feature columns, the model "
                            f"{args.model} expects {expected}")
-    fitted_names = getattr(gmm, "feature_names_in_", None)
+    fitted_names = getattr(model, "feature_names_in_", None)
     if names is not None and fitted_names is not None and list(names) != list(fitted_names):
         raise CommandError(f"{args.data} has columns {names}, the model was fitted on "
                            f"{list(fitted_names)}")
@@ -528,38 +681,41 @@ def cmd_predict(args):
         # Column names were compared above; the array itself has none.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         if args.proba:
-            write_proba(args.out, gmm.predict_proba(X))
+            write_proba(args.out, model.predict_proba(X), option="--out")
         else:
-            write_labels(args.out, gmm.predict(X))
+            write_labels(args.out, model.predict(X), option="--out")
     return 0
 
 
+def _select_k_values(text):
+    """select's --k-range; 'auto' (as fit's -k) is the default range."""
+    return parse_k_range(DEFAULT_K_RANGE if text.strip().lower() == "auto" else text)
+
+
 def cmd_select(args):
-    k_values = parse_k_range(args.k)
-    covariance_types = parse_covariance_types(args.covariance_types)
-    _check_writable(args.out, "--out")
-    _check_writable(args.table, "--table")
+    k_values = _select_k_values(args.k_range)
+    covariance_types = parse_covariance_types(args.covariance_type)
+    check_outputs({"DATA": args.data}, {"--out": args.out, "--table": args.table},
+                  files_only=("--out",))
     X, _ = read_data(args.data)
     best, table = _run_selection(X, args, k_values, covariance_types, args.criterion)
-    print(table)
+    say(table)
     row = table.best
-    print(f"best: K={row['n_components']} {row['covariance_type']} "
-          f"({args.criterion.upper()} {row[args.criterion]:.6g})")
+    say(f"best: K={row['n_components']} {row['covariance_type']} "
+        f"({args.criterion.upper()} {row[args.criterion]:.6g})")
     if args.out is not None:
         save_model(best, args.out)
-        print(f"model written to {args.out}")
+        say(f"model written to {args.out}")
     if args.table is not None:
-        try:
-            with open(args.table, "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(table.columns)
-                for entry in table:
-                    writer.writerow([repr(v) if isinstance(v, float) else v
-                                     for v in entry.values()])
-        except OSError as error:
-            raise CommandError(f"cannot write {args.table}: {error.strerror or error}"
-                               ) from None
-        print(f"table written to {args.table}")
+        def write(f):
+            writer = csv.writer(f)
+            writer.writerow(table.columns)
+            for entry in table:
+                writer.writerow([repr(v) if isinstance(v, float) else v
+                                 for v in entry.values()])
+
+        write_output(args.table, "--table", write)
+        _say_written("table", args.table)
     return 0
 
 
@@ -597,9 +753,9 @@ def cmd_demo(args):
         raise CommandError("--n-samples must be at least 3")
     X, true_labels, (true_weights, true_means, _) = make_demo_blobs(args.n_samples,
                                                                     args.random_state)
-    print(f"fastgmm {__version__}: OpenMP {'on' if openmp_enabled() else 'off'}, "
-          f"{openmp_effective_n_threads()} threads")
-    print(f"data: {X.shape[0]:,} points in {X.shape[1]} dimensions from 3 Gaussian blobs")
+    say(f"fastgmm {__version__}: OpenMP {'on' if openmp_enabled() else 'off'}, "
+        f"{openmp_effective_n_threads()} threads")
+    say(f"data: {X.shape[0]:,} points in {X.shape[1]} dimensions from 3 Gaussian blobs")
     start = time.perf_counter()
     gmm = GaussianMixture(n_components=3, covariance_type="full",
                           random_state=args.random_state)
@@ -607,16 +763,16 @@ def cmd_demo(args):
     elapsed = time.perf_counter() - start
     order = np.argsort(gmm.means_[:, 0] + 10 * gmm.means_[:, 1])
     true_order = np.argsort(true_means[:, 0] + 10 * true_means[:, 1])
-    print(f"fit: {elapsed:.3f} s, {gmm.n_iter_} EM iterations, converged={gmm.converged_}, "
-          f"mean log-likelihood {gmm.lower_bound_:.4f}")
-    print("component  weight (true)   mean (true)")
+    say(f"fit: {elapsed:.3f} s, {gmm.n_iter_} EM iterations, converged={gmm.converged_}, "
+        f"mean log-likelihood {gmm.lower_bound_:.4f}")
+    say("component  weight (true)   mean (true)")
     for k, t in zip(order, true_order):
         mean = ", ".join(f"{v:6.3f}" for v in gmm.means_[k])
         tmean = ", ".join(f"{v:6.3f}" for v in true_means[t])
-        print(f"    {k}      {gmm.weights_[k]:.3f} ({true_weights[t]:.3f})   "
-              f"[{mean}] ([{tmean}])")
+        say(f"    {k}      {gmm.weights_[k]:.3f} ({true_weights[t]:.3f})   "
+            f"[{mean}] ([{tmean}])")
     accuracy = matched_accuracy(true_labels, labels, 3)
-    print(f"accuracy against the true labels: {accuracy:.4f}")
+    say(f"accuracy against the true labels: {accuracy:.4f}")
     if not args.no_plot:
         _demo_figure(gmm, X, args.plot)
     return 0 if accuracy > 0.9 else 1
@@ -628,8 +784,8 @@ def _demo_figure(gmm, X, path):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print('figure: matplotlib is not installed; pip install "fastgmm[plot]" and run '
-              "again to get one")
+        say('figure: matplotlib is not installed; pip install "fastgmm[plot]" and run '
+            "again to get one")
         return
     try:
         _check_writable(path, "--plot")
@@ -637,7 +793,7 @@ def _demo_figure(gmm, X, path):
     except CommandError as error:
         print(f"{PROG}: warning: no figure: {error}", file=sys.stderr)
         return
-    print(f"figure: {path}")
+    say(f"figure: {path}")
 
 
 # ------------------------------------------------------------------ bench
@@ -661,6 +817,15 @@ class _Parser(argparse.ArgumentParser):
                      f"(see {self.prog} --help)\n")
 
 
+def _covariance_type_options(command, default, help):
+    """--covariance-type, documented, and --covariance-types, the same option
+    under the other spelling (accepted, not shown in --help)."""
+    command.add_argument("--covariance-type", dest="covariance_type", default=default,
+                         metavar="TYPE[,TYPE...]", help=help)
+    command.add_argument("--covariance-types", dest="covariance_type",
+                         default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def build_parser():
     from fastgmm import _bench
 
@@ -681,14 +846,16 @@ def build_parser():
                     "probabilities and a figure on request.")
     fit.add_argument("data", metavar="DATA")
     fit.add_argument("-k", "--n-components", dest="k", default="auto",
-                     help="number of components, or 'auto' to choose it by BIC "
-                          "(default auto)")
-    fit.add_argument("--k-range", default=None,
-                     help=f"with -k auto: the K to try, A..B or a list (default "
-                          f"{DEFAULT_K_RANGE})")
-    fit.add_argument("--covariance-type", default="full",
-                     help="full, tied, diag or spherical (default full); with -k auto, "
-                          "a comma-separated list to choose among")
+                     help="number of components, or 'auto' to choose it by the criterion "
+                          "among --k-range (default auto)")
+    fit.add_argument("--k", dest="k", default=argparse.SUPPRESS,
+                     help=argparse.SUPPRESS)             # select's spelling
+    fit.add_argument("--k-range", default=None, metavar="A..B",
+                     help=f"with -k auto: the K to try, A..B or a list such as 2,3,5 "
+                          f"(default {DEFAULT_K_RANGE})")
+    _covariance_type_options(fit, "full",
+                             "full, tied, diag or spherical (default full); with -k auto, "
+                             "a comma-separated list to choose among")
     fit.add_argument("--criterion", choices=CRITERIA, default="bic",
                      help="with -k auto: the criterion to minimise (default bic)")
     fit.add_argument("--out", metavar="MODEL.npz", help="write the fitted model")
@@ -696,7 +863,8 @@ def build_parser():
     fit.add_argument("--proba", metavar="FILE.csv",
                      help="write each row's component probabilities")
     fit.add_argument("--plot", metavar="FIGURE.png",
-                     help="draw the components over the data (needs matplotlib)")
+                     help="draw the components over the data (needs matplotlib; the "
+                          "format from the extension: png, pdf, svg, ...)")
     fit.set_defaults(func=cmd_fit)
 
     predict = commands.add_parser(
@@ -715,10 +883,14 @@ def build_parser():
         description="Fit every K and covariance type, print the table of criteria and "
                     "the best model.")
     select.add_argument("data", metavar="DATA")
-    select.add_argument("-k", "--k", dest="k", default=DEFAULT_K_RANGE,
-                        help=f"the K to try, A..B or a list (default {DEFAULT_K_RANGE})")
-    select.add_argument("--covariance-types", default=",".join(COVARIANCE_TYPES),
-                        help="comma-separated (default all four)")
+    select.add_argument("--k-range", default=DEFAULT_K_RANGE, metavar="A..B",
+                        help=f"the K to try, A..B or a list such as 2,3,5 (default "
+                             f"{DEFAULT_K_RANGE})")
+    select.add_argument("-k", "--k", dest="k_range", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)          # fit's spelling
+    _covariance_type_options(select, ",".join(COVARIANCE_TYPES),
+                             "comma-separated list of full, tied, diag, spherical "
+                             "(default all four)")
     select.add_argument("--criterion", choices=CRITERIA, default="bic",
                         help="the criterion to minimise (default bic)")
     select.add_argument("--out", metavar="MODEL.npz", help="write the best model")
@@ -764,20 +936,24 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    global _stdout
+    _stdout = _Stdout()
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
-            return args.func(args)
+            status = args.func(args)
+            _stdout.write(lambda f: None)      # the last flush, through the guard
+            # Every file is written; stdout lost part of its text to a closed pipe.
+            return 141 if _stdout.broken and status == 0 else status
         except CommandError as error:
             message = _one_line(error)
         except KeyboardInterrupt:
             print(f"\n{PROG}: interrupted", file=sys.stderr)
             return 130
         except BrokenPipeError:
-            # The reader of stdout went away (`fastgmm predict ... | head`):
-            # stop quietly, as a program killed by SIGPIPE would.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            # A write to stdout outside _Stdout (the demo, bench): stop quietly,
+            # as a program killed by SIGPIPE would.
+            _stdout_to_devnull()
             return 141
         except (OSError, ValueError, ImportError, MemoryError) as error:
             message = _one_line(error)
