@@ -496,12 +496,13 @@ static inline void fastgmm_tri_maha_##SUFFIX(                                  \
                 a += x * U[(size_t)l * D + j];                                \
                 b += x * U[(size_t)l * D + j + 1];                            \
             }                                                                 \
-            b += d[(size_t)(j + 1) * n + i] * U[(j + 1) * D + j + 1];         \
+            b += d[(size_t)(j + 1) * n + i] * U[(size_t)(j + 1) * D + j + 1]; \
             m += a * a; m += b * b;                                           \
         }                                                                     \
         if (j < D) {                                                          \
             T a = 0;                                                          \
-            for (int l = 0; l <= j; l++) a += d[(size_t)l * n + i] * U[l * D + j]; \
+            for (int l = 0; l <= j; l++)                                      \
+                a += d[(size_t)l * n + i] * U[(size_t)l * D + j];             \
             m += a * a;                                                       \
         }                                                                     \
         maha[i] = m;                                                          \
