@@ -801,6 +801,56 @@ def test_fit_and_select_accept_both_spellings(data_dir, tmp_path, capsys):
         assert "--k " not in help_text and "--k K" not in help_text
 
 
+# ------------------------------------------------------------------ --standardize
+
+
+def test_standardize_round_trip(data_dir, tmp_path):
+    """fit --standardize stores the shift and scale in the model file;
+    predict applies them: the labels and probabilities of
+    make_pipeline(StandardScaler(), GaussianMixture(...)) fitted in Python."""
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    folder, X = data_dir
+    X = X * np.array([1.0, 1000.0]) + np.array([0.0, -5e4])     # scales far apart
+    np.save(tmp_path / "wide.npy", X)
+    proc = assert_ok(run_cli("fit", "wide.npy", "-k", 3, "--standardize", "--out", "m.npz",
+                             "--labels", "fit-labels.csv", "-q", cwd=tmp_path))
+    assert "standardised" in proc.stdout and "in standardised units" in proc.stdout
+    expected = make_pipeline(StandardScaler(), GaussianMixture(3, random_state=0)).fit(X)
+    scaler = expected[0]
+    assert f"shift [{scaler.mean_[0]:.4g}, {scaler.mean_[1]:.4g}]" in proc.stdout
+    model = load(tmp_path / "m.npz")
+    assert isinstance(model, Pipeline)
+    np.testing.assert_array_equal(model[0].scale_, scaler.scale_)
+    np.testing.assert_array_equal(model[-1].means_, expected[-1].means_)
+
+    _, labels = read_csv(tmp_path / "fit-labels.csv")
+    np.testing.assert_array_equal(labels[:, 0], expected.predict(X))
+    proc = assert_ok(run_cli("predict", "m.npz", "wide.npy", cwd=tmp_path))
+    np.testing.assert_array_equal(np.array(proc.stdout.splitlines()[1:], dtype=int),
+                                  expected.predict(X))
+    assert_ok(run_cli("predict", "m.npz", "wide.npy", "--proba", "--out", "p.csv",
+                      cwd=tmp_path))
+    _, proba = read_csv(tmp_path / "p.csv")
+    np.testing.assert_array_equal(proba, expected.predict_proba(X))
+
+    # select --standardize: the best model, with its scaler.
+    assert_ok(run_cli("select", "wide.npy", "--k-range", "2..4", "--covariance-type", "full",
+                      "--standardize", "--out", "best.npz", "-q", cwd=tmp_path))
+    best = load(tmp_path / "best.npz")
+    assert isinstance(best, Pipeline) and best[-1].n_components == 3
+    np.testing.assert_array_equal(best.predict(X), expected.predict(X))
+
+    # A model saved without standardisation predicts as before.
+    plain = GaussianMixture(3, random_state=0).fit(X)
+    plain.save(tmp_path / "plain.npz")
+    assert isinstance(load(tmp_path / "plain.npz"), GaussianMixture)
+    proc = assert_ok(run_cli("predict", "plain.npz", "wide.npy", cwd=tmp_path))
+    np.testing.assert_array_equal(np.array(proc.stdout.splitlines()[1:], dtype=int),
+                                  plain.predict(X))
+
+
 # ------------------------------------------------------------------ wiring
 
 

@@ -1,6 +1,6 @@
 """The ``fastgmm`` command line (also ``python -m fastgmm <command>``).
 
-    fastgmm fit DATA -k 3|auto [options] --out model.npz --labels labels.csv
+    fastgmm fit DATA -k 3|auto [--standardize] [options] --out model.npz --labels labels.csv
     fastgmm predict model.npz DATA [--proba] [--out FILE]
     fastgmm select DATA --k-range 1..9 [--covariance-type full,diag] [--out best.npz]
     fastgmm demo [--plot demo.png]
@@ -33,6 +33,7 @@ import numpy as np
 from fastgmm._files import atomic_write, check_distinct
 from fastgmm._gaussian_mixture import GaussianMixture
 from fastgmm._io import ModelFileError, load
+from fastgmm._io import save as _save
 from fastgmm._parameters import COVARIANCE_TYPES
 from fastgmm._progress import ProgressBar
 from fastgmm._selection import CRITERIA, _select_model
@@ -387,12 +388,13 @@ def write_proba(path, proba, option="--proba"):
     _write_csv(path, option, header, proba, fmt)
 
 
-def save_model(gmm, path, option="--out"):
-    """The GaussianMixture as fastgmm's model file: made in memory (zipfile seeks back in what it
+def save_model(model, path, option="--out"):
+    """A GaussianMixture, or a (StandardScaler, GaussianMixture) pipeline, as
+    fastgmm's model file: made in memory (zipfile seeks back in what it
     writes, which a FIFO cannot do and /dev/null does wrongly), then written
     like every other output."""
     data = io.BytesIO()
-    gmm.save(data)
+    _save(model, data)
     write_output(path, option, lambda f: f.write(data.getbuffer()), binary=True)
 
 
@@ -438,9 +440,10 @@ def figure_format(path, option="--plot"):
     return fmt
 
 
-def save_figure(gmm, X, path, title=None, option="--plot"):
+def save_figure(gmm, X, path, title=None, standardized=False, option="--plot"):
     """Component ellipses over the data, drawn with matplotlib's Agg canvas
-    (no pyplot, no display needed) into memory, then written atomically."""
+    (no pyplot, no display needed) into memory, then written atomically.
+    `standardized`: X and gmm are in standardised units, and the axes say so."""
     plot = _require_plotting(option)
     fmt = figure_format(path, option)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -450,6 +453,10 @@ def save_figure(gmm, X, path, title=None, option="--plot"):
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     plot.ellipses(gmm, X, ax=ax)
+    if standardized:
+        ax.set_xlabel(f"{ax.get_xlabel()} (standardised)")
+        if X.shape[1] > 1:
+            ax.set_ylabel(f"{ax.get_ylabel()} (standardised)")
     if title:
         ax.set_title(title)
     image = io.BytesIO()
@@ -533,6 +540,12 @@ def _fit_options():
                        help="seed of the initialisation (default 0)")
     group.add_argument("--reg-covar", type=_non_negative_float, default=1e-6,
                        help="added to the covariances' diagonal (default 1e-6)")
+    group.add_argument("--standardize", action="store_true",
+                       help="subtract each feature's mean and divide by its standard "
+                            "deviation before fitting; the model file keeps both and "
+                            "`fastgmm predict` applies them. The printed means and "
+                            "criteria, and the --plot figure, are then in standardised "
+                            "units")
     group.add_argument("-q", "--quiet", action="store_true",
                        help="no progress bar on stderr")
     return parent
@@ -582,19 +595,52 @@ def _fit_one(X, args, n_components, covariance_type):
     return gmm
 
 
-def _print_model(gmm, X, elapsed):
+def _standardize(X, args):
+    """(the fitted StandardScaler or None, the data the mixture is fitted on)."""
+    if not args.standardize:
+        return None, X
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler()
+    return scaler, scaler.fit_transform(X)      # as make_pipeline(...).fit(X) does
+
+
+def _model(scaler, gmm):
+    """What the model file holds: the mixture, or the scaler and the mixture
+    as the pipeline make_pipeline(StandardScaler(), GaussianMixture()) fits."""
+    if scaler is None:
+        return gmm
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(scaler, gmm)
+
+
+def _numbers(values, shown):
+    return ", ".join(f"{v:.4g}" for v in values[:shown])
+
+
+def _print_model(gmm, X, elapsed, scaler=None):
+    """The fitted mixture; X is the data it was fitted on (standardised
+    when `scaler` is given)."""
     n_features = X.shape[1]
     shown = min(n_features, 6)
+    first = f" (first {shown} features)" if shown < n_features else ""
     say(f"fitted {gmm.means_.shape[0]} {gmm.covariance_type} components to "
-        f"{X.shape[0]:,} rows x {n_features} features in {elapsed:.3f} s: "
+        f"{X.shape[0]:,} rows x {n_features} features"
+        f"{', standardised,' if scaler is not None else ''} in {elapsed:.3f} s: "
         f"{gmm.n_iter_} EM iterations, converged={gmm.converged_}")
+    if scaler is not None:
+        say("features standardised before fitting, (x - shift) / scale; the model file "
+            "keeps both and `fastgmm predict` applies them" + first + ":")
+        say(f"    shift [{_numbers(scaler.mean_, shown)}]")
+        say(f"    scale [{_numbers(scaler.scale_, shown)}]")
     say(f"mean log-likelihood {gmm.score(X):.6g}, BIC {gmm.bic(X):.6g}, "
-        f"AIC {gmm.aic(X):.6g}")
-    say("component  weight   mean" + (f" (first {shown} features)"
-                                      if shown < n_features else ""))
+        f"AIC {gmm.aic(X):.6g}"
+        + (" (of the standardised features)" if scaler is not None else ""))
+    say("component  weight   mean" + (" in standardised units" if scaler is not None
+                                      else "") + first)
     for k in range(gmm.means_.shape[0]):
-        mean = ", ".join(f"{v:.4g}" for v in gmm.means_[k, :shown])
-        say(f"{k:>9}  {gmm.weights_[k]:.4f}   [{mean}]")
+        say(f"{k:>9}  {gmm.weights_[k]:.4f}   [{_numbers(gmm.means_[k], shown)}]")
 
 
 def _fit_k_values(args, covariance_types):
@@ -626,31 +672,35 @@ def cmd_fit(args):
         _require_plotting("--plot")
         figure_format(args.plot)
     X, _ = read_data(args.data)
+    scaler, X_fit = _standardize(X, args)
 
     start = time.perf_counter()
     if auto:
-        gmm, table = _run_selection(X, args, k_values, covariance_types, args.criterion)
+        gmm, table = _run_selection(X_fit, args, k_values, covariance_types,
+                                    args.criterion)
         say(table)
         say()
     else:
-        gmm = _fit_one(X, args, k_values[0], covariance_types[0])
+        gmm = _fit_one(X_fit, args, k_values[0], covariance_types[0])
     elapsed = time.perf_counter() - start
     # Printing cannot stop the files below: a closed stdout pipe is caught
     # (see _Stdout) and main() reports it once they are written.
-    _print_model(gmm, X, elapsed)
+    _print_model(gmm, X_fit, elapsed, scaler)
 
     if args.out is not None:
-        save_model(gmm, args.out)
+        save_model(_model(scaler, gmm), args.out)
         say(f"model written to {args.out}")
     if args.labels is not None:
-        write_labels(args.labels, gmm.predict(X))
+        write_labels(args.labels, gmm.predict(X_fit))
         _say_written("labels", args.labels)
     if args.proba is not None:
-        write_proba(args.proba, gmm.predict_proba(X))
+        write_proba(args.proba, gmm.predict_proba(X_fit))
         _say_written("probabilities", args.proba)
     if args.plot is not None:
-        save_figure(gmm, X, args.plot, title=f"{os.path.basename(args.data)}: "
-                    f"K={gmm.means_.shape[0]} {gmm.covariance_type}")
+        save_figure(gmm, X_fit, args.plot, standardized=scaler is not None,
+                    title=f"{os.path.basename(args.data)}: K={gmm.means_.shape[0]} "
+                          f"{gmm.covariance_type}"
+                          f"{' (standardised)' if scaler is not None else ''}")
         say(f"figure written to {args.plot}")
     return 0
 
@@ -665,7 +715,7 @@ def cmd_predict(args):
     if not os.path.exists(args.model):
         raise CommandError(f"no such file: {args.model}")
     try:
-        model = load(args.model)
+        model = load(args.model)   # a GaussianMixture, or a pipeline that standardises
     except ModelFileError as error:
         raise CommandError(f"bad model file: {_one_line(error)}") from None
     X, names = read_data(args.data)
@@ -698,13 +748,15 @@ def cmd_select(args):
     check_outputs({"DATA": args.data}, {"--out": args.out, "--table": args.table},
                   files_only=("--out",))
     X, _ = read_data(args.data)
-    best, table = _run_selection(X, args, k_values, covariance_types, args.criterion)
+    scaler, X_fit = _standardize(X, args)
+    best, table = _run_selection(X_fit, args, k_values, covariance_types, args.criterion)
     say(table)
     row = table.best
     say(f"best: K={row['n_components']} {row['covariance_type']} "
-        f"({args.criterion.upper()} {row[args.criterion]:.6g})")
+        f"({args.criterion.upper()} {row[args.criterion]:.6g}"
+        f"{' of the standardised features' if scaler is not None else ''})")
     if args.out is not None:
-        save_model(best, args.out)
+        save_model(_model(scaler, best), args.out)
         say(f"model written to {args.out}")
     if args.table is not None:
         def write(f):
@@ -864,7 +916,9 @@ def build_parser():
                      help="write each row's component probabilities")
     fit.add_argument("--plot", metavar="FIGURE.png",
                      help="draw the components over the data (needs matplotlib; the "
-                          "format from the extension: png, pdf, svg, ...)")
+                          "format from the extension: png, pdf, svg, ...). With "
+                          "--standardize the figure is in standardised units, where the "
+                          "model's components are defined")
     fit.set_defaults(func=cmd_fit)
 
     predict = commands.add_parser(
