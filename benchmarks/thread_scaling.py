@@ -93,9 +93,15 @@ def main(argv=None):
         base = statistics.median(samples[thread_counts[0]])
         for t in thread_counts:
             median = statistics.median(samples[t])
-            speedup = base / median if median > 0 else float("nan")
+            if base > 0 and median > 0:
+                speedup = base / median
+                ratio, efficiency = f"{speedup:.2f}x", f"{100 * speedup * thread_counts[0] / t:.0f}%"
+            else:
+                # A per-iteration time is a difference of two fits' times: on a
+                # tiny case, noise can make it <= 0, and no ratio means anything.
+                ratio = efficiency = "n/a"
             rows.append([name, N, D, K, cov, args.dtype, t, f"{1e3 * median:.1f}",
-                         f"{speedup:.2f}x", f"{100 * speedup * thread_counts[0] / t:.0f}%"])
+                         ratio, efficiency])
     headers = ["case", "N", "D", "K", "covariance", "dtype", "threads", "ms/it",
                f"speed-up vs {thread_counts[0]}", "efficiency"]
     print(f"- machine: {info['cpu']}, {os.cpu_count()} CPUs")

@@ -905,7 +905,9 @@ def test_thread_scaling_script_runs_and_rejects_bad_counts(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| blobs2d")]
     assert [row.split("|")[7].strip() for row in rows] == ["2", "1"]
-    assert rows[0].split("|")[9].strip() == "1.00x"     # speed-up against the first count
+    # Speed-up against the first count; "n/a" where this tiny case's time per
+    # iteration (a difference of two timings) came out <= 0 on a busy machine.
+    assert rows[0].split("|")[9].strip() in ("1.00x", "n/a")
     for bad in (["--threads", "0,2"], ["--threads", "one"], ["--cases", "nope"]):
         proc = subprocess.run([sys.executable, str(script), *bad], env=_env(),
                               capture_output=True, text=True, cwd=tmp_path, timeout=300)
