@@ -742,7 +742,9 @@ def run(args):
     print_report(args, info, gemm, gemm_n, n_threads, memory_method,
                  iteration_rows, e2e_rows)
     if args.json:
-        with open(args.json, "w") as f:
+        from fastgmm._files import atomic_write   # never half a file, as every output
+
+        with atomic_write(args.json, binary=False) as f:
             json.dump(dict(args=_settings(args),
                            machine=info, memory_method=memory_method,
                            gemm_gflops={f"{d}/{t}": v for (d, t), v in gemm.items()},
