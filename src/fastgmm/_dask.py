@@ -379,6 +379,28 @@ class DaskData:
                 self.total_weight = float(math.fsum(self.block_weights))
         self.center = (np.sum(column_sums, axis=0) / self.n_samples).astype(self.dtype)
 
+    def prior_moments(self, full):
+        """(weighted mean, weighted covariance with one degree of freedom
+        taken) of the rows, float64, as `_data.blocked_moments`: two Dask
+        graphs, one number of D or D x D per block brought back."""
+        if self.local is not None:
+            return self.local.prior_moments(full)
+        X = self.X.astype(np.float64)
+        w = self.weights
+        if w is None:
+            total, weight_sum = dask.compute(X.sum(axis=0), float(self.n_samples))
+        else:
+            total, weight_sum = dask.compute((X * w).sum(axis=0), w.sum())
+        weight_sum = float(weight_sum)
+        mean = np.asarray(total) / weight_sum
+        centred = X - mean
+        weighted = centred if w is None else centred * w
+        if full:
+            scatter = (weighted.T @ centred).compute()
+        else:
+            scatter = (weighted * centred).sum(axis=0).compute()
+        return mean, np.asarray(scatter) / (weight_sum - 1.0)
+
     # ------------------------------------------------------------ passes
 
     def _statistics(self, spec):
