@@ -35,7 +35,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
 import fastgmm
-import fastgmm._gaussian_mixture as fgm_module
+import fastgmm._data as data_module  # where the fit loop calls the native pass
 
 FastGM = fastgmm.GaussianMixture
 SkGM = sklearn.mixture.GaussianMixture
@@ -516,7 +516,7 @@ def test_failed_warm_refit_on_other_n_features_keeps_previous_fit():
 
 def _interrupt_em_on_call(monkeypatch, call_number):
     """Make fastgmm's per-iteration native pass raise KeyboardInterrupt on its nth call."""
-    real = fgm_module.em_pass
+    real = data_module.em_pass
     calls = {"n": 0}
 
     def em_pass(*args, **kwargs):
@@ -525,7 +525,7 @@ def _interrupt_em_on_call(monkeypatch, call_number):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fgm_module, "em_pass", em_pass)
+    monkeypatch.setattr(data_module, "em_pass", em_pass)
     return calls
 
 

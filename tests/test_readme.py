@@ -91,3 +91,10 @@ def test_the_cluster_snippet_runs_as_a_script(tmp_path):
     weights, ones = re.fullmatch(r"\[([0-9. ]+)\] (\d+)\n", result.stdout).groups()
     np.testing.assert_allclose(np.array(weights.split(), dtype=float), [0.5, 0.5], atol=0.01)
     assert abs(int(ones) - 100_000) < 1000
+
+
+def test_bayesian_snippet_runs(X):
+    namespace = {"X": X}
+    for block in python_blocks("Letting the data choose K"):
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert 1 <= (namespace["dpgmm"].weights_ > 0.01).sum() <= 10

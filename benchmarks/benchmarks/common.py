@@ -25,6 +25,8 @@ initial_means = _recipe.initial_means
 initial_weights = _recipe.initial_weights
 initial_precisions = _recipe.initial_precisions
 fixed_work_params = _recipe.fixed_work_params
+# Older checkouts of the recipe have no Bayesian mixture.
+bayesian_fixed_work_params = getattr(_recipe, "bayesian_fixed_work_params", None)
 
-__all__ = ["fixed_work_params", "initial_means", "initial_precisions", "initial_weights",
+__all__ = ["bayesian_fixed_work_params", "fixed_work_params", "initial_means", "initial_precisions", "initial_weights",
            "make_blobs"]

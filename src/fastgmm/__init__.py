@@ -1,10 +1,12 @@
 """fastgmm: Gaussian mixture models on a Cython/OpenMP core.
 
-A drop-in for ``sklearn.mixture.GaussianMixture``::
+A drop-in for ``sklearn.mixture.GaussianMixture`` and
+``sklearn.mixture.BayesianGaussianMixture``::
 
-    from fastgmm import GaussianMixture
+    from fastgmm import BayesianGaussianMixture, GaussianMixture
 """
 
+from fastgmm._bayesian_mixture import BayesianGaussianMixture
 from fastgmm._config import show_config
 from fastgmm._gaussian_mixture import GaussianMixture, IterationInfo
 from fastgmm._io import ModelFileError, load, save
@@ -14,6 +16,7 @@ from fastgmm._selection import ModelSelection, SelectionTable, select_model
 from fastgmm._version import __version__
 
 __all__ = [
+    "BayesianGaussianMixture",
     "ComponentRecoveryWarning",
     "GaussianMixture",
     "IterationInfo",

@@ -9,6 +9,7 @@ same initialisation (to rounding: the sums are grouped by batch).
 import numpy as np
 from sklearn.utils import check_array
 
+from fastgmm._data import blocked_moments
 from fastgmm._initialization import _one_hot_blocks, _stats_of_given_resp
 
 # Initialisations that need the whole data set at once (k-means).
@@ -88,6 +89,10 @@ class BatchData:
             block_total = workspace.accumulate(batch, sample_weight, kernel, n_threads)
             total = block_total if total is None else total + block_total
         return total
+
+    def prior_moments(self, full):
+        """Mean and covariance of all the rows, in two more passes."""
+        return blocked_moments(self.passes, self.n_features, full)
 
     def _row_blocks(self):
         start = 0

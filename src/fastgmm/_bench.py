@@ -182,6 +182,27 @@ def fixed_work_params(X, n_components, covariance_type, rng, max_iter):
     )
 
 
+def bayesian_fixed_work_params(X, n_components, covariance_type, rng, max_iter):
+    """BayesianGaussianMixture keyword arguments for a fit that does fixed work.
+
+    It takes no initial parameters: both libraries start from
+    init_params='random_from_data' with random_state=0 (the same K rows, the
+    same initial posteriors; the cheapest init, no k-means), tol=0 so that
+    exactly `max_iter` iterations run. The fixed part (priors from X's mean
+    and covariance, the initialisation) cancels in the difference of two
+    fits. `rng` is not used (the signature is fixed_work_params').
+    """
+    return dict(n_components=n_components, covariance_type=covariance_type, tol=0.0,
+                max_iter=max_iter, init_params="random_from_data", random_state=0)
+
+
+def case_spec(name):
+    """(N, D, K, covariance_type, bayesian) of a case."""
+    if name in BAYESIAN_CASES:
+        return (*BAYESIAN_CASES[name], True)
+    return (*CASES[name], False)
+
+
 # ----------------------------------------------------------------- cases
 
 # name: (n_samples, n_features, n_components, covariance_type)
@@ -193,10 +214,16 @@ CASES = {
     "tied": (200_000, 16, 16, "tied"),
     "spherical": (1_000_000, 8, 32, "spherical"),
 }
+# BayesianGaussianMixture against scikit-learn's on the same data and start
+# (see `bayesian_fixed_work_params`): the variational fit of the same shapes.
+BAYESIAN_CASES = {
+    "bgmm-speech": (500_000, 39, 64, "diag"),
+    "bgmm-mid": (200_000, 16, 16, "full"),
+}
 # iris (150 x 4, K=3, full): a default fit(X), end to end, to expose the
 # fixed per-call overhead that the large cases hide.
 IRIS = "iris"
-ALL_CASES = list(CASES) + [IRIS]
+ALL_CASES = list(CASES) + list(BAYESIAN_CASES) + [IRIS]
 
 # EM iterations of the memory fit: the first iteration plus one steady one;
 # every iteration allocates the same, so more would only take longer.
@@ -288,7 +315,13 @@ def timed(fn):
             gc.enable()
 
 
-def estimator_classes():
+def estimator_classes(bayesian=False):
+    if bayesian:
+        from sklearn.mixture import BayesianGaussianMixture as SklearnBGMM
+
+        from fastgmm import BayesianGaussianMixture as FastBGMM
+
+        return {"sklearn": SklearnBGMM, "fastgmm": FastBGMM}
     from sklearn.mixture import GaussianMixture as SklearnGMM
 
     from fastgmm import GaussianMixture as FastGMM
@@ -324,12 +357,12 @@ def fastgmm_threads():
 # ---------------------------------------------------------------- timing
 
 
-def time_per_iteration(X, kwargs, iters, repeats):
+def time_per_iteration(X, kwargs, iters, repeats, bayesian=False):
     """Median seconds per EM iteration of each estimator, by difference.
 
     Returns {name: {"median": s, "samples": [...], "lower_bound": lb, "dtype": str}}.
     """
-    classes = estimator_classes()
+    classes = estimator_classes(bayesian)
     short = dict(kwargs, max_iter=1)
     long = dict(kwargs, max_iter=1 + iters)
     # Warm-up: first calls pay imports, thread start-up and page faults.
@@ -349,7 +382,7 @@ def time_per_iteration(X, kwargs, iters, repeats):
             except Exception as exc:
                 raise RuntimeError(f"{name} {type(exc).__name__}") from exc
             out[name]["samples"].append((t_long - t_short) / iters)
-            out[name]["lower_bound"] = float(model.lower_bound_)
+            out[name]["lower_bound"] = float(np.ravel(model.lower_bound_)[0])
             out[name]["dtype"] = str(model.means_.dtype)
     for name, res in out.items():
         res["median"] = statistics.median(res["samples"])
@@ -442,10 +475,12 @@ def memory_child(spec):
     warnings.simplefilter("ignore")
     import_everything()
     limiter = limit_threads(spec["threads"])  # noqa: F841  (held for the process)
-    cls = estimator_classes()[spec["impl"]]
+    bayesian = spec.get("bayesian", False)
+    cls = estimator_classes(bayesian)[spec["impl"]]
     N, D, K, cov = spec["N"], spec["D"], spec["K"], spec["covariance_type"]
     X, rng = make_blobs(N, D, K, spec["dtype"], seed=0)
-    kwargs = fixed_work_params(X, K, cov, rng, MEMORY_FIT_ITERATIONS)
+    params = bayesian_fixed_work_params if bayesian else fixed_work_params
+    kwargs = params(X, K, cov, rng, MEMORY_FIT_ITERATIONS)
 
     # Warm-up on a slice big enough to reach every code path (the BLAS path
     # of the kernels, a well-conditioned covariance for every component).
@@ -471,12 +506,12 @@ def memory_child(spec):
     }))
 
 
-def measure_memory(impl, N, D, K, covariance_type, dtype, threads):
+def measure_memory(impl, N, D, K, covariance_type, dtype, threads, bayesian=False):
     """Run memory_child in a fresh interpreter; returns its result dict."""
     import fastgmm
 
     spec = dict(impl=impl, N=N, D=D, K=K, covariance_type=covariance_type,
-                dtype=dtype, threads=threads)
+                dtype=dtype, threads=threads, bayesian=bayesian)
     env = dict(os.environ, **MALLOC_ENV)
     # The child must import the same fastgmm as this process (an in-place
     # build found through PYTHONPATH, or the installed one).
@@ -571,6 +606,9 @@ QUICK_DEFAULTS = dict(cases="blobs2d", scale=0.1, memory=False, iris_repeats=20)
 def cases_epilog():
     return "Cases: " + ", ".join(
         f"{n} (N={c[0]:,} D={c[1]} K={c[2]} {c[3]})" for n, c in CASES.items()
+    ) + ", " + ", ".join(
+        f"{n} (BayesianGaussianMixture, N={c[0]:,} D={c[1]} K={c[2]} {c[3]})"
+        for n, c in BAYESIAN_CASES.items()
     ) + ", iris (150 x 4, K=3 full, end-to-end only)."
 
 
@@ -638,12 +676,13 @@ def parse_args(argv, prog=None, defaults=FULL_DEFAULTS):
     return args
 
 
-def run_case(name, N, D, K, cov, dtype, args, gemm_rate):
+def run_case(name, N, D, K, cov, dtype, args, gemm_rate, bayesian=False):
     """Measure one case and dtype: (table row, end-to-end row or None,
     record for --json, peak-memory method or None)."""
     X, rng = make_blobs(N, D, K, dtype, seed=0)
-    kwargs = fixed_work_params(X, K, cov, rng, max_iter=1)
-    t = time_per_iteration(X, kwargs, args.iters, args.repeats)
+    params = bayesian_fixed_work_params if bayesian else fixed_work_params
+    kwargs = params(X, K, cov, rng, max_iter=1)
+    t = time_per_iteration(X, kwargs, args.iters, args.repeats, bayesian)
     sk, fast = t["sklearn"]["median"], t["fastgmm"]["median"]
     flops = em_flops(cov, N, D, K)
     # A median below zero means the noise exceeds m iterations: raise --iters.
@@ -652,7 +691,7 @@ def run_case(name, N, D, K, cov, dtype, args, gemm_rate):
     mem, method = {"sklearn": None, "fastgmm": None}, None
     if args.memory:
         for impl in mem:
-            res = measure_memory(impl, N, D, K, cov, dtype, args.threads)
+            res = measure_memory(impl, N, D, K, cov, dtype, args.threads, bayesian)
             mem[impl], method = res["added_bytes"], res["method"]
     dlb = abs(t["sklearn"]["lower_bound"] - t["fastgmm"]["lower_bound"])
     row = [
@@ -667,7 +706,7 @@ def run_case(name, N, D, K, cov, dtype, args, gemm_rate):
                   per_iteration=t, em_flops=flops, gflops=gflops,
                   roofline_fraction=roofline, peak_memory_added_bytes=mem)
     e2e = None
-    if args.end_to_end:
+    if args.end_to_end and not bayesian:
         e = time_end_to_end(X, K, cov, args.repeats)
         e2e = e2e_row(name, N, D, K, cov, dtype, e)
         record["end_to_end"] = e
@@ -707,13 +746,13 @@ def run(args):
     memory_method = None
     iteration_rows, e2e_rows, records = [], [], []
     for name in [c for c in args.cases if c != IRIS]:
-        N0, D, K, cov = CASES[name]
+        N0, D, K, cov, bayesian = case_spec(name)
         N = scaled_n_samples(N0, D, K, cov, args.scale)
         for dtype in dtypes:
             log(f"{name}: N={N} D={D} K={K} {cov} {dtype}")
             try:
                 row, e2e, record, method = run_case(name, N, D, K, cov, dtype, args,
-                                                    gemm[(dtype, n_threads)])
+                                                    gemm[(dtype, n_threads)], bayesian)
             except Exception as exc:  # noqa: BLE001  one failed case must not lose the others
                 cause = exc.__cause__ or exc
                 log(f"  FAILED: {exc}" + (f": {cause}" if cause is not exc else ""))

@@ -33,6 +33,7 @@ from sklearn.cluster import kmeans_plusplus
 from sklearn.metrics import pairwise_distances_argmin
 
 from fastgmm import _parameters as P
+from fastgmm._data import InMemoryData
 from fastgmm._initialization import _block_rows, _stats_of_given_resp, kmeans
 from fastgmm._kernels._dispatch import em_pass, estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
@@ -326,8 +327,6 @@ class DaskData:
 
     def _fetch(self):
         """Small data: bring it to the client and initialise it as in memory."""
-        from fastgmm._gaussian_mixture import _InMemoryData
-
         X, weights = dask.compute(self.X, self.weights)
         X = np.ascontiguousarray(X)
         for index, start in enumerate(self.starts):
@@ -335,7 +334,7 @@ class DaskData:
             _check_block(X[start:stop], None if weights is None else weights[start:stop, 0],
                          index, int(start))
         weights = None if weights is None else np.ascontiguousarray(weights[:, 0])
-        self.local = _InMemoryData(X, weights)
+        self.local = InMemoryData(X, weights)
         if self.weights is not None:
             # The passes use the weights the local data holds (fit_weights:
             # None when all equal, else of mean 1), as total_weight does.
@@ -379,6 +378,28 @@ class DaskData:
                 self.block_weights = self.block_weights * (scale / largest)
                 self.total_weight = float(math.fsum(self.block_weights))
         self.center = (np.sum(column_sums, axis=0) / self.n_samples).astype(self.dtype)
+
+    def prior_moments(self, full):
+        """(weighted mean, weighted covariance with one degree of freedom
+        taken) of the rows, float64, as `_data.blocked_moments`: two Dask
+        graphs, one number of D or D x D per block brought back."""
+        if self.local is not None:
+            return self.local.prior_moments(full)
+        X = self.X.astype(np.float64)
+        w = self.weights
+        if w is None:
+            total, weight_sum = dask.compute(X.sum(axis=0), float(self.n_samples))
+        else:
+            total, weight_sum = dask.compute((X * w).sum(axis=0), w.sum())
+        weight_sum = float(weight_sum)
+        mean = np.asarray(total) / weight_sum
+        centred = X - mean
+        weighted = centred if w is None else centred * w
+        if full:
+            scatter = (weighted.T @ centred).compute()
+        else:
+            scatter = (weighted * centred).sum(axis=0).compute()
+        return mean, np.asarray(scatter) / (weight_sum - 1.0)
 
     # ------------------------------------------------------------ passes
 
@@ -469,10 +490,9 @@ class DaskData:
         """The `n_rows` rows of lowest log-density under `params` (rows of zero
         weight skipped, ties to the earlier row), found block by block on the
         workers: only each block's candidates come back."""
-        weights, means, _, precisions_cholesky = params
-        kernel = P.KernelParams(weights, means, precisions_cholesky, covariance_type,
-                                self.dtype)
-        spec = _EstimateSpec(kernel, means.shape[0], task_threads([self.X], self.n_blocks),
+        kernel = P.as_kernel(params, covariance_type, self.dtype)
+        spec = _EstimateSpec(kernel, kernel.means.shape[0],
+                             task_threads([self.X], self.n_blocks),
                              "log_prob")
         spec_key = dask.delayed(spec, traverse=False)
         xs, ws = self._blocks()
@@ -564,11 +584,13 @@ def _block_worst_rows(x, w, spec, n_rows, start):
 
 
 def lazy_estimate(X, params, covariance_type, output):
-    """Labels, log p(x) or responsibilities of a Dask array, as a lazy Dask array."""
-    weights, means, _, precisions_cholesky = params
-    dtype = np.result_type(X.dtype, means.dtype)
-    kernel = P.KernelParams(weights, means, precisions_cholesky, covariance_type, dtype)
-    n_components = means.shape[0]
+    """Labels, log p(x) or responsibilities of a Dask array, as a lazy Dask array.
+    `params`: a KernelParams, or a Gaussian mixture's (weights, means,
+    covariances, precisions_cholesky)."""
+    means = params.means if isinstance(params, P.KernelParams) else params[1]
+    dtype = np.result_type(X.dtype, np.asarray(means).dtype)
+    kernel = P.as_kernel(params, covariance_type, dtype)
+    n_components = kernel.means.shape[0]
     spec = _EstimateSpec(kernel, n_components, task_threads([X], len(X.chunks[0])), output)
     spec_key = dask.delayed(spec, traverse=False)
     if output == "resp":

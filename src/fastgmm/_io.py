@@ -42,6 +42,8 @@ saying what is wrong; an operating-system error opening or reading the file
 (FileNotFoundError, PermissionError, EIO) is raised as it is.
 """
 
+from __future__ import annotations
+
 import io
 import json
 import math
@@ -59,11 +61,13 @@ from scipy import linalg
 from sklearn.utils.validation import check_is_fitted
 
 from fastgmm._files import atomic_write
-from fastgmm._gaussian_mixture import _PRECISION_SHAPES, GaussianMixture
+from fastgmm._parameters import PRECISION_SHAPES as _PRECISION_SHAPES
 from fastgmm._version import __version__
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
+
+    from fastgmm._gaussian_mixture import GaussianMixture
 
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
 
@@ -177,6 +181,8 @@ def save_model(gmm: GaussianMixture, path: PathOrFile) -> None:
 
 def _split_model(model):
     """(gaussian mixture, scaler or None) of a model save accepts."""
+    from fastgmm._gaussian_mixture import GaussianMixture  # no estimator at import time
+
     if isinstance(model, GaussianMixture):
         check_is_fitted(model)
         return model, None
@@ -778,6 +784,8 @@ def _build_estimator(header, members):
     params = {name: _decode_param(name, value, members)
               for name, value in header["params"].items()}
     try:
+        from fastgmm._gaussian_mixture import GaussianMixture
+
         gmm = GaussianMixture(**params)
         gmm._validate_params()
     except (TypeError, ValueError) as error:

@@ -18,6 +18,14 @@ from fastgmm._kernels._suffstats import CHUNK_ROWS, stat_size
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
+# Shape of the precisions (and of their Cholesky factors) per covariance type.
+PRECISION_SHAPES = {
+    "full": lambda K, D: (K, D, D),
+    "tied": lambda K, D: (D, D),
+    "diag": lambda K, D: (K, D),
+    "spherical": lambda K, D: (K,),
+}
+
 # Codes understood by the kernels; 'spherical' runs as 'diag' with the same
 # precision repeated over the features.
 KERNEL_COV_CODE = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
@@ -296,14 +304,27 @@ class KernelParams:
                diag/spherical K x D precisions
     tied_center, tied_proj   D and K x D for 'tied' (empty otherwise)
     log_const  K, float64: log w_k + log det U_k - D/2 log(2 pi)
+
+    `log_weights` (K, float64), when given, stands for log w_k: any
+    per-component additive constant of the E-step. The variational E-step of
+    the Bayesian mixture is the Gaussian log-density under the factors of
+    its `covariances_` plus such constants (expected log weights, expected
+    log-determinant terms), so the same kernels run it unchanged.
+    `weights` then only place the tied centre.
     """
 
-    __slots__ = ("means", "prec", "tied_center", "tied_proj", "log_const", "code")
+    __slots__ = ("means", "prec", "tied_center", "tied_proj", "log_const", "code",
+                 "means64", "chol64", "log_weights", "covariance_type", "weights")
 
-    def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype):
+    def __init__(self, weights, means, precisions_cholesky, covariance_type, dtype,
+                 log_weights=None):
         means64 = np.asarray(means, dtype=np.float64)
         chol64 = np.asarray(precisions_cholesky, dtype=np.float64)
         n_components, n_features = means64.shape
+        self.covariance_type = covariance_type
+        self.weights = weights
+        self.means64 = means64
+        self.chol64 = chol64
         self.code = KERNEL_COV_CODE[covariance_type]
         self.means = np.ascontiguousarray(means64, dtype=dtype)
         if covariance_type in ("full", "tied"):
@@ -322,10 +343,12 @@ class KernelParams:
         else:
             self.tied_center = np.empty(0, dtype=dtype)
             self.tied_proj = np.empty((0, 0), dtype=dtype)
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(np.asarray(weights, dtype=np.float64))
+        if log_weights is None:
+            with np.errstate(divide="ignore"):
+                log_weights = np.log(np.asarray(weights, dtype=np.float64))
+        self.log_weights = np.asarray(log_weights, dtype=np.float64)
         self.log_const = np.ascontiguousarray(
-            log_weights
+            self.log_weights
             + log_det_cholesky(chol64, covariance_type, n_features)
             - 0.5 * n_features * math.log(2 * math.pi),
             dtype=np.float64,
@@ -333,3 +356,24 @@ class KernelParams:
 
     def args(self):
         return (self.means, self.prec, self.tied_center, self.tied_proj, self.log_const)
+
+    @property
+    def dtype(self):
+        return self.means.dtype
+
+    def astype(self, dtype):
+        """The same parameters laid out for data of another dtype."""
+        if np.dtype(dtype) == self.means.dtype:
+            return self
+        return KernelParams(self.weights, self.means64, self.chol64, self.covariance_type,
+                            dtype, self.log_weights)
+
+
+def as_kernel(params, covariance_type, dtype):
+    """`params` as KernelParams for data of `dtype`: a KernelParams as it is
+    (re-laid out for another dtype), or a Gaussian mixture's
+    (weights, means, covariances, precisions_cholesky)."""
+    if isinstance(params, KernelParams):
+        return params.astype(dtype)
+    weights, means, _, precisions_cholesky = params
+    return KernelParams(weights, means, precisions_cholesky, covariance_type, dtype)

@@ -125,7 +125,8 @@ def _gib(n_bytes):
 # -------------------------------------------------------------- recovery
 
 
-def degenerate_components(nk, covariances, covariance_type, dtype, row_weight):
+def degenerate_components(nk, covariances, covariance_type, dtype, row_weight,
+                          empty=True):
     """{k: reason} for the components an M-step left degenerate.
 
     'empty': N_k below EMPTY_COMPONENT_ROWS of an average row's weight
@@ -133,10 +134,13 @@ def degenerate_components(nk, covariances, covariance_type, dtype, row_weight):
     positive definite, as `compute_precision_cholesky` judges it (in the
     data's dtype). A 'tied' covariance is shared: only empty components are
     reported, and a non-positive-definite tied covariance still raises.
+    With `empty` False, empty components are not reported (a Bayesian
+    mixture empties the components it does not need, on purpose).
     """
     bad = {}
-    for k in np.flatnonzero(~(nk >= EMPTY_COMPONENT_ROWS * row_weight)):
-        bad[int(k)] = "empty"
+    if empty:
+        for k in np.flatnonzero(~(nk >= EMPTY_COMPONENT_ROWS * row_weight)):
+            bad[int(k)] = "empty"
     if covariance_type == "tied":
         return bad
     for k in range(covariances.shape[0]):
@@ -190,8 +194,9 @@ class DegenerateRecovery:
     """Re-seeds degenerate components between the M-step and the precision
     factors; `init` and `n_iter` name the place in the fit for the warning."""
 
-    def __init__(self, covariance_type, n_threads, estimate):
+    def __init__(self, covariance_type, n_threads, estimate, reseed_empty=True):
         self.covariance_type = covariance_type
+        self.reseed_empty = reseed_empty
         self.n_threads = n_threads
         self.estimate = estimate
         self.init = 0
@@ -216,7 +221,8 @@ class DegenerateRecovery:
         """
         cov_type = self.covariance_type
         bad = degenerate_components(
-            nk, covariances, cov_type, data.dtype, data.total_weight / data.n_samples
+            nk, covariances, cov_type, data.dtype, data.total_weight / data.n_samples,
+            empty=self.reseed_empty,
         )
         if not bad:
             return weights, means, covariances
@@ -279,7 +285,7 @@ class DegenerateRecovery:
 FAR_BLOCK_ROWS = 4096
 
 
-def far_row_responsibilities(rows, weights, means, precisions_cholesky, covariance_type):
+def far_row_responsibilities(rows, log_weights, means, precisions_cholesky, covariance_type):
     """Responsibilities (float64) of rows whose log-densities overflow float64.
 
     Such a row x = s * u (s = max |x_d|, far beyond the model's scale) has
@@ -290,6 +296,8 @@ def far_row_responsibilities(rows, weights, means, precisions_cholesky, covarian
     of the same shape there (equal a_k) the s^2 terms cancel and the rest,
     s b_k - c_k / 2 + log w_k + log det U_k, are their log-densities up to a
     common constant: a softmax over them (their odds do not depend on s).
+    `log_weights` are the log w_k, or any per-component constant of the
+    E-step (the Bayesian mixture's, see `_parameters.KernelParams`).
     """
     rows = np.asarray(rows, dtype=np.float64)
     means = np.asarray(means, dtype=np.float64)
@@ -303,8 +311,8 @@ def far_row_responsibilities(rows, weights, means, precisions_cholesky, covarian
         projected_means = means * chol
     else:
         projected_means = means * chol[:, None]
-    with np.errstate(divide="ignore"):
-        log_const = (np.log(np.asarray(weights, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        log_const = (np.asarray(log_weights, dtype=np.float64)
                      + P.log_det_cholesky(chol, covariance_type, n_features)
                      - 0.5 * np.einsum("kd,kd->k", projected_means, projected_means))
     # log_const + s b_k: the log-density of a same-shape component, up to a common constant
