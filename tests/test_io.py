@@ -949,6 +949,91 @@ def test_format_version_1_file_still_loads(tmp_path):
         k: v for k, v in header.items() if k != "fastgmm_version"}
 
 
+# Written by fastgmm at 7727132 (format version 2):
+# make_pipeline(StandardScaler(), GaussianMixture(2, covariance_type="diag",
+# random_state=0)) fitted on a DataFrame with columns a, b of 80 rows; kept as
+# bytes so that a change of the writer cannot change it.
+_VERSION_2_MODEL_B64 = (
+    "UEsDBC0AAAAAAAAAIQC2fY8i//////////8MABQAd2VpZ2h0c18ubnB5AQAQAJAAAAAAAAAAkAAA"
+    "AAAAAACTTlVNUFkBAHYAeydkZXNjcic6ICc8ZjgnLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAn"
+    "c2hhcGUnOiAoMiwpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgCjqeqvMb+N8/47AqBvID4D9QSwMELQAAAAAAAAAhAHr59Mr/////"
+    "/////woAFABtZWFuc18ubnB5AQAQAKAAAAAAAAAAoAAAAAAAAACTTlVNUFkBAHYAeydkZXNjcic6"
+    "ICc8ZjgnLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAnc2hhcGUnOiAoMiwgMiksIH0gICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgCoTIgmm5"
+    "luw/bog5lq5P7T9Rkrd3o4jsv0oYb4M9Qe2/UEsDBC0AAAAAAAAAIQB2Gm0h//////////8QABQA"
+    "Y292YXJpYW5jZXNfLm5weQEAEACgAAAAAAAAAKAAAAAAAAAAk05VTVBZAQB2AHsnZGVzY3InOiAn"
+    "PGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDIpLCB9ICAgICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIApO8wDt5orH"
+    "P54DayiO5NI/dx5+AUmEzD8O6BIQb/yeP1BLAwQtAAAAAAAAACEAENjbb///////////GAAUAHBy"
+    "ZWNpc2lvbnNfY2hvbGVza3lfLm5weQEAEACgAAAAAAAAAKAAAAAAAAAAk05VTVBZAQB2AHsnZGVz"
+    "Y3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDIpLCB9ICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAp+"
+    "D7cLYacCQIKAtRjLcv0/273KH/TyAEB6vFYaof4WQFBLAwQtAAAAAAAAACEAMm+pqP//////////"
+    "DwAUAHByZWNpc2lvbnNfLm5weQEAEACgAAAAAAAAAKAAAAAAAAAAk05VTVBZAQB2AHsnZGVzY3In"
+    "OiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDIpLCB9ICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIApTDn1W"
+    "cb8VQLEH4uirGQtAjPrjZlH0EUA2deSkB4ZAQFBLAwQtAAAAAAAAACEAg5E5Ov//////////FQAU"
+    "AHN0YW5kYXJkaXplX3NoaWZ0Lm5weQEAEACQAAAAAAAAAJAAAAAAAAAAk05VTVBZAQB2AHsnZGVz"
+    "Y3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsKSwgfSAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAqw"
+    "+/xKUab+P5NNjgo5wxRAUEsDBC0AAAAAAAAAIQCA4bvC//////////8VABQAc3RhbmRhcmRpemVf"
+    "c2NhbGUubnB5AQAQAJAAAAAAAAAAkAAAAAAAAACTTlVNUFkBAHYAeydkZXNjcic6ICc8ZjgnLCAn"
+    "Zm9ydHJhbl9vcmRlcic6IEZhbHNlLCAnc2hhcGUnOiAoMiwpLCB9ICAgICAgICAgICAgICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgCpXaZzJWkgBAyuiN3qru"
+    "FUBQSwMELQAAAAAAAAAhACWP3n7//////////woAFABoZWFkZXIubnB5AQAQAAMDAAAAAAAAAwMA"
+    "AAAAAACTTlVNUFkBAHYAeydkZXNjcic6ICd8dTEnLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAn"
+    "c2hhcGUnOiAoNjQzLCksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg"
+    "ICAgICAgICAgICAgICAgICAgCnsiY29udmVyZ2VkXyI6IHRydWUsICJmYXN0Z21tX3ZlcnNpb24i"
+    "OiAiMC4xLjAiLCAiZm9ybWF0IjogImZhc3RnbW0tbW9kZWwiLCAiZm9ybWF0X3ZlcnNpb24iOiAy"
+    "LCAibG93ZXJfYm91bmRfIjogLTEuNTQ5MDYwMzA5MDQ4OTIyMywgImxvd2VyX2JvdW5kc18iOiBb"
+    "LTEuNTU4MTc2OTU2OTM2OTg1OSwgLTEuNTQ5NDc5MTM5NTYzMTg3NywgLTEuNTQ5MDYwMzA5MDQ4"
+    "OTIyM10sICJuX2ZlYXR1cmVzX2luXyI6IDIsICJuX2l0ZXJfIjogMywgInBhcmFtcyI6IHsiY292"
+    "YXJpYW5jZV90eXBlIjogImRpYWciLCAiaW5pdF9wYXJhbXMiOiAia21lYW5zIiwgIm1heF9pdGVy"
+    "IjogMTAwLCAibWVhbnNfaW5pdCI6IG51bGwsICJuX2NvbXBvbmVudHMiOiAyLCAibl9pbml0Ijog"
+    "MSwgInByZWNpc2lvbnNfaW5pdCI6IG51bGwsICJyYW5kb21fc3RhdGUiOiAwLCAicmVnX2NvdmFy"
+    "IjogMWUtMDYsICJ0b2wiOiAwLjAwMSwgInZlcmJvc2UiOiAwLCAidmVyYm9zZV9pbnRlcnZhbCI6"
+    "IDEwLCAid2FybV9zdGFydCI6IGZhbHNlLCAid2VpZ2h0c19pbml0IjogbnVsbH0sICJzdGFuZGFy"
+    "ZGl6ZSI6IHsiY29weSI6IHRydWUsICJmZWF0dXJlX25hbWVzX2luXyI6IFsiYSIsICJiIl0sICJ3"
+    "aXRoX21lYW4iOiB0cnVlLCAid2l0aF9zdGQiOiB0cnVlfX1QSwECLQMtAAAAAAAAACEAtn2PIpAA"
+    "AACQAAAADAAAAAAAAAAAAAAAgAEAAAAAd2VpZ2h0c18ubnB5UEsBAi0DLQAAAAAAAAAhAHr59Mqg"
+    "AAAAoAAAAAoAAAAAAAAAAAAAAIABzgAAAG1lYW5zXy5ucHlQSwECLQMtAAAAAAAAACEAdhptIaAA"
+    "AACgAAAAEAAAAAAAAAAAAAAAgAGqAQAAY292YXJpYW5jZXNfLm5weVBLAQItAy0AAAAAAAAAIQAQ"
+    "2NtvoAAAAKAAAAAYAAAAAAAAAAAAAACAAYwCAABwcmVjaXNpb25zX2Nob2xlc2t5Xy5ucHlQSwEC"
+    "LQMtAAAAAAAAACEAMm+pqKAAAACgAAAADwAAAAAAAAAAAAAAgAF2AwAAcHJlY2lzaW9uc18ubnB5"
+    "UEsBAi0DLQAAAAAAAAAhAIOROTqQAAAAkAAAABUAAAAAAAAAAAAAAIABVwQAAHN0YW5kYXJkaXpl"
+    "X3NoaWZ0Lm5weVBLAQItAy0AAAAAAAAAIQCA4bvCkAAAAJAAAAAVAAAAAAAAAAAAAACAAS4FAABz"
+    "dGFuZGFyZGl6ZV9zY2FsZS5ucHlQSwECLQMtAAAAAAAAACEAJY/efgMDAAADAwAACgAAAAAAAAAA"
+    "AAAAgAEFBgAAaGVhZGVyLm5weVBLBQYAAAAACAAIAPEBAABECQAAAAA="
+)
+
+
+def test_format_version_2_file_still_loads(tmp_path):
+    path = tmp_path / "old.npz"
+    path.write_bytes(base64.b64decode(_VERSION_2_MODEL_B64))
+    loaded = load(path)
+    assert isinstance(loaded, Pipeline)
+    assert [name for name, _ in loaded.steps] == ["standardscaler", "gaussianmixture"]
+    scaler, gmm = loaded.steps[0][1], loaded.steps[1][1]
+    assert type(scaler) is StandardScaler and type(gmm) is GaussianMixture
+    with np.load(path, allow_pickle=False) as npz:
+        header = json.loads(npz["header"].tobytes().decode())
+        for name in FITTED:
+            assert getattr(gmm, name).tobytes() == npz[name].tobytes(), name
+        assert scaler.mean_.tobytes() == npz["standardize_shift"].tobytes()
+        assert scaler.scale_.tobytes() == npz["standardize_scale"].tobytes()
+    assert header["format_version"] == 2
+    assert list(loaded.feature_names_in_) == ["a", "b"]
+    assert gmm.covariance_type == "diag" and gmm.n_iter_ == 3 and gmm.converged_
+    # Saving it again writes the same version-2 header.
+    buffer = io.BytesIO()
+    fastgmm.save(loaded, buffer)
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as npz:
+        again = json.loads(npz["header"].tobytes().decode())
+    assert {k: v for k, v in again.items() if k != "fastgmm_version"} == {
+        k: v for k, v in header.items() if k != "fastgmm_version"}
+
+
 # ----------------------------------------------------- standardisation stored
 
 
