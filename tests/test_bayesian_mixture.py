@@ -231,12 +231,15 @@ def test_data_sources_and_io_import_no_estimator():
                             and {a.name for a in node.names} & {"GaussianMixture"}), name
 
 
-def test_saving_a_bayesian_mixture_says_it_is_not_supported_yet(tmp_path):
+def test_save_and_load(tmp_path):
+    # The model file (format version 3; tests/test_io.py checks it in full).
     X, _ = make_mixture(200, 2, 2, seed=19)
-    est = BayesianGaussianMixture(n_components=2, random_state=0).fit(X)
-    with pytest.raises((TypeError, ValueError), match="GaussianMixture"):
-        est.save(tmp_path / "m.npz")
-    assert not (tmp_path / "m.npz").exists()
+    est = BayesianGaussianMixture(n_components=4, random_state=0).fit(X)
+    est.save(tmp_path / "m.npz")
+    loaded = fastgmm.load(tmp_path / "m.npz")
+    assert type(loaded) is BayesianGaussianMixture
+    assert loaded.get_params() == est.get_params()
+    assert loaded.predict_proba(X).tobytes() == est.predict_proba(X).tobytes()
 
 
 def test_public_name():

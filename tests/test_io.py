@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import fastgmm
-from fastgmm import GaussianMixture, ModelFileError, load
+from fastgmm import BayesianGaussianMixture, GaussianMixture, ModelFileError, load
 from conftest import make_mixture
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
@@ -225,7 +225,7 @@ def test_header_not_ours(tmp_path):
     _refused(path, "header format is not")
 
 
-@pytest.mark.parametrize("version", [3, 0, "1", None, 1.0, True])
+@pytest.mark.parametrize("version", [4, 0, "1", None, 1.0, True, 3.0])
 def test_unknown_format_version(tmp_path, version):
     gmm, _ = _fitted("diag")
     header, arrays = _members(gmm)
@@ -788,32 +788,35 @@ def test_unsupported_compression_and_flags(tmp_path):
             load(io.BytesIO(bytes(data)))
 
 
-def _small_model_file(standardize=False):
+def _small_model_file(kind="gmm"):
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 4])
-    model = GaussianMixture(2, covariance_type="full", random_state=0)
-    if standardize:
-        model = make_pipeline(StandardScaler(), model)
-    model.fit(X)
-    buffer = io.BytesIO()
-    if standardize:
-        fastgmm.save(model, buffer)
+    if kind == "bayesian":
+        # With a stream's state (partial_fit after fit): every member there is.
+        model = BayesianGaussianMixture(n_components=3, covariance_type="full",
+                                        random_state=0).fit(X).partial_fit(X[:40])
+        assert hasattr(model, "_svi_state")
     else:
-        model.save(buffer)
+        model = GaussianMixture(2, covariance_type="full", random_state=0)
+        if kind == "pipeline":
+            model = make_pipeline(StandardScaler(), model)
+        model.fit(X)
+    buffer = io.BytesIO()
+    fastgmm.save(model, buffer)
     return buffer.getvalue(), model, X
 
 
-@pytest.mark.parametrize("standardize", [False, True])
-def test_every_single_byte_flip_loads_the_model_or_is_refused(standardize):
+@pytest.mark.parametrize("kind", ["gmm", "pipeline", "bayesian"])
+def test_every_single_byte_flip_loads_the_model_or_is_refused(kind):
     # Every byte of a small model file, changed several ways (all bits, the
     # lowest, the highest, and a seeded random other value): the result is
     # the very same model (a byte the format does not use, such as a date) or
     # a ModelFileError. The old load let NotImplementedError ("zip file
     # version 21.0") through, among other things.
-    data, model, X = _small_model_file(standardize)
+    data, model, X = _small_model_file(kind)
     expected = model.score_samples(X).tobytes()
     rng = np.random.default_rng(16)
-    masks = (0xFF, 0x01, 0x80) if not standardize else (0xFF,)
+    masks = (0xFF, 0x01, 0x80) if kind == "gmm" else (0xFF,)
     outcomes = {"loaded": 0, "refused": 0}
     for position in range(len(data)):
         for mask in masks + (int(rng.integers(1, 256)),):
@@ -828,6 +831,8 @@ def test_every_single_byte_flip_loads_the_model_or_is_refused(standardize):
                 pytest.fail(f"byte {position} ^ {mask:#x}: {type(error).__name__}: {error}")
             assert type(loaded) is type(model), position
             assert loaded.score_samples(X).tobytes() == expected, position
+            if kind == "bayesian":
+                _assert_all_attributes_identical(loaded, model)
             outcomes["loaded"] += 1
     assert outcomes["refused"] > len(data) // 2 and outcomes["loaded"] > 0, outcomes
 
@@ -1170,3 +1175,457 @@ def test_standardisation_and_version_must_agree(tmp_path):
     # with_mean=False: the stored shift must be the zeros it stands for.
     _write(path, dict(header, standardize=dict(header["standardize"], with_mean=False)), arrays)
     _refused(path, "standardize_shift")
+
+
+# ------------------------------------------- BayesianGaussianMixture (version 3)
+
+PRIOR_TYPES = ["dirichlet_process", "dirichlet_distribution"]
+
+
+def _bayesian(covariance_type="full", dtype=np.float64, n_components=5, **params):
+    X, _ = make_mixture(n_samples=300, n_features=3, n_components=3, dtype=dtype, seed=7)
+    params.setdefault("random_state", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = BayesianGaussianMixture(n_components=n_components,
+                                        covariance_type=covariance_type, **params).fit(X)
+    return model, X
+
+
+def _same(a, b):
+    """Equal in type and, for numbers and arrays, bit for bit."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in b)
+    if isinstance(b, np.random.RandomState):
+        sa, sb = a.get_state(), b.get_state()
+        return sa[0] == sb[0] and np.array_equal(sa[1], sb[1]) and sa[2:] == sb[2:]
+    if isinstance(b, (np.ndarray, np.generic)):
+        if a.dtype != b.dtype or np.shape(a) != np.shape(b):
+            return False
+        if b.dtype == object:
+            return list(a) == list(b)
+        return np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    if isinstance(b, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    return a == b
+
+
+def _assert_all_attributes_identical(loaded, model):
+    # Every attribute: the parameters, the fitted ones and the private state
+    # partial_fit continues from.
+    assert set(vars(loaded)) == set(vars(model)), set(vars(loaded)) ^ set(vars(model))
+    for name, value in vars(model).items():
+        assert _same(getattr(loaded, name), value), name
+
+
+def _assert_predicts_identically(loaded, model, X):
+    for method in ("predict", "predict_proba", "score_samples"):
+        assert getattr(loaded, method)(X).tobytes() == getattr(model, method)(X).tobytes(), \
+            method
+    assert loaded.score(X) == model.score(X)
+
+
+def _header_of(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return json.loads(npz["header"].tobytes().decode())
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+def test_bayesian_round_trip_is_exact(tmp_path, covariance_type, dtype, prior_type):
+    model, X = _bayesian(covariance_type, dtype, weight_concentration_prior_type=prior_type)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = load(path)
+    assert type(loaded) is BayesianGaussianMixture
+    _assert_all_attributes_identical(loaded, model)
+    _assert_predicts_identically(loaded, model, X)
+    np.testing.assert_array_equal(loaded.sample(5)[0], model.sample(5)[0])
+    header = _header_of(path)
+    assert header["format_version"] == 3
+    assert header["estimator"] == "BayesianGaussianMixture"
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_bayesian_priors_random_state_and_feature_names(tmp_path, covariance_type):
+    pd = pytest.importorskip("pandas")
+    X, _ = make_mixture(n_samples=300, n_features=3, n_components=3, seed=9)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    covariance_prior = {"full": np.diag([2.0, 1.0, 0.5]) + 0.1, "tied": np.eye(3) * 3.0,
+                        "diag": np.array([1.0, 2.0, 3.0], dtype=np.float32),
+                        "spherical": 2}[covariance_type]
+    rng = np.random.RandomState(5)
+    rng.normal(size=3)
+    model = BayesianGaussianMixture(
+        n_components=4, covariance_type=covariance_type,
+        weight_concentration_prior_type="dirichlet_distribution",
+        weight_concentration_prior=0.01, mean_precision_prior=2.5,
+        mean_prior=np.array([0.5, -1.0, 2.0]), degrees_of_freedom_prior=5.5,
+        covariance_prior=covariance_prior, random_state=rng, init_params="random",
+        max_iter=300, tol=1e-4).fit(frame)
+    path = tmp_path / "m.npz"
+    fastgmm.save(model, path)
+    loaded = load(path)
+    _assert_all_attributes_identical(loaded, model)
+    assert list(loaded.feature_names_in_) == ["a", "b", "c"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _assert_predicts_identically(loaded, model, frame)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_bayesian_partial_fit_continues_identically(tmp_path, covariance_type):
+    X, _ = make_mixture(n_samples=600, n_features=2, n_components=3, seed=5)
+    model = BayesianGaussianMixture(n_components=4, covariance_type=covariance_type,
+                                    random_state=0)
+    model.partial_fit(X[:200]).partial_fit(X[200:400])
+    model.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    _assert_all_attributes_identical(loaded, model)
+    model.partial_fit(X[400:])
+    loaded.partial_fit(X[400:])
+    _assert_all_attributes_identical(loaded, model)
+    _assert_predicts_identically(loaded, model, X)
+
+
+def test_bayesian_stream_after_fit_and_no_stream(tmp_path):
+    # fit leaves no stream (partial_fit then starts one at its batch); a
+    # partial_fit after fit has one. Both round trips keep exactly that.
+    model, X = _bayesian("diag")
+    model.save(tmp_path / "a.npz")
+    loaded = load(tmp_path / "a.npz")
+    assert not hasattr(loaded, "_svi_state")
+    model.partial_fit(X[:100])
+    loaded.partial_fit(X[:100])
+    _assert_all_attributes_identical(loaded, model)
+    model.save(tmp_path / "b.npz")
+    loaded = load(tmp_path / "b.npz")
+    assert "svi_state" in _header_of(tmp_path / "b.npz")
+    model.partial_fit(X[100:])
+    loaded.partial_fit(X[100:])
+    _assert_all_attributes_identical(loaded, model)
+
+
+def test_bayesian_warm_start_continues_identically(tmp_path):
+    model, X = _bayesian("full", max_iter=3, warm_start=True, tol=0.0)
+    model.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+        loaded.fit(X)
+    _assert_all_attributes_identical(loaded, model)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bayesian_pipeline_round_trip_is_exact(tmp_path, dtype):
+    X, _ = make_mixture(n_samples=400, n_features=3, n_components=3, dtype=dtype, seed=3)
+    X = X * np.array([1.0, 100.0, 0.01], dtype=dtype) + np.array([5, -3, 0], dtype=dtype)
+    pipe = make_pipeline(StandardScaler(), BayesianGaussianMixture(
+        n_components=6, covariance_type="full", random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X)
+    path = tmp_path / "m.npz"
+    fastgmm.save(pipe, path)
+    loaded = load(path)
+    assert isinstance(loaded, Pipeline)
+    assert [name for name, _ in loaded.steps] == ["standardscaler", "bayesiangaussianmixture"]
+    assert type(loaded[1]) is BayesianGaussianMixture
+    _assert_all_attributes_identical(loaded[1], pipe[1])
+    assert loaded[0].mean_.tobytes() == pipe[0].mean_.tobytes()
+    assert loaded[0].scale_.tobytes() == pipe[0].scale_.tobytes()
+    _assert_predicts_identically(loaded, pipe, X)
+    header = _header_of(path)
+    assert header["format_version"] == 3 and "standardize" in header
+
+
+def test_gaussian_mixture_files_keep_their_versions(tmp_path):
+    # Files older fastgmm versions read: a GaussianMixture is still written
+    # as version 1, with a scaler as version 2 (no 'estimator' field).
+    gmm, X = _fitted("diag")
+    gmm.save(tmp_path / "a.npz")
+    header = _header_of(tmp_path / "a.npz")
+    assert header["format_version"] == 1 and "estimator" not in header
+    fastgmm.save(make_pipeline(StandardScaler(), GaussianMixture(2)).fit(X), tmp_path / "b.npz")
+    header = _header_of(tmp_path / "b.npz")
+    assert header["format_version"] == 2 and "estimator" not in header
+
+
+def test_a_version_3_gaussian_mixture_file_loads(tmp_path):
+    # Version 3 names its estimator; a GaussianMixture in a version-3 file
+    # (with or without a scaler) loads as in versions 1 and 2.
+    gmm, X = _fitted("full")
+    header, arrays = _members(gmm)
+    path = _write(tmp_path / "m.npz", dict(header, format_version=3,
+                                           estimator="GaussianMixture"), arrays)
+    loaded = load(path)
+    assert type(loaded) is GaussianMixture
+    _assert_identical(loaded, gmm)
+    header, arrays = _pipeline_members()
+    path = _write(tmp_path / "p.npz", dict(header, format_version=3,
+                                           estimator="GaussianMixture"), arrays)
+    assert isinstance(load(path), Pipeline)
+
+
+def test_bayesian_saved_through_the_estimator_method_and_the_function(tmp_path):
+    model, _ = _bayesian("tied")
+    fastgmm.save(model, tmp_path / "a.npz")
+    model.save(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_unfitted_bayesian_cannot_be_saved(tmp_path):
+    with pytest.raises(NotFittedError):
+        BayesianGaussianMixture(n_components=2).save(tmp_path / "m.npz")
+    with pytest.raises(NotFittedError):
+        fastgmm.save(make_pipeline(StandardScaler(), BayesianGaussianMixture()),
+                     tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_bayesian_with_parameters_changed_after_fitting_is_not_saved(tmp_path):
+    # A file load would refuse is not written.
+    model, _ = _bayesian("diag")
+    model.set_params(mean_prior=np.zeros(5))
+    with pytest.raises(ValueError, match="mean_prior"):
+        model.save(tmp_path / "m.npz")
+    model, _ = _bayesian("spherical")
+    model.set_params(covariance_prior=np.ones(3))
+    with pytest.raises(ValueError, match="covariance_prior"):
+        model.save(tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------- malformed BayesianGaussianMixture files
+
+
+def _bayesian_members(covariance_type="full", stream=False, **params):
+    model, X = _bayesian(covariance_type, **params)
+    if stream:
+        model.partial_fit(X[:100])
+    return _members(model)
+
+
+def test_bayesian_kind_must_be_named_and_known(tmp_path):
+    header, arrays = _bayesian_members()
+    path = tmp_path / "m.npz"
+    _write(path, {k: v for k, v in header.items() if k != "estimator"}, arrays)
+    _refused(path, "estimator")
+    for kind in ("KMeans", 3, None, ["BayesianGaussianMixture"]):
+        _write(path, dict(header, estimator=kind), arrays)
+        _refused(path, "estimator")
+    # The other kind's name: the parameters or the arrays give it away.
+    _write(path, dict(header, estimator="GaussianMixture"), arrays)
+    _refused(path, "unexpected array|bad estimator parameters")
+    for version in (1, 2):
+        _write(path, dict(header, format_version=version), arrays)
+        _refused(path, "unexpected array|bad estimator parameters|standardize")
+
+
+@pytest.mark.parametrize("field", ["weight_concentration_prior_", "mean_precision_prior_",
+                                   "degrees_of_freedom_prior_"])
+@pytest.mark.parametrize("value", ["missing", "x", None, True, 0, -1.0, float("nan"),
+                                   float("inf"), 10**400, [1.0],
+                                   {"$scalar": "float16", "value": 1.0},
+                                   {"$scalar": "float64"},
+                                   {"$scalar": "float32", "value": 1e300}])
+def test_bayesian_prior_scalars(tmp_path, field, value):
+    header, arrays = _bayesian_members()
+    if value == "missing":
+        del header[field]
+    else:
+        header[field] = value
+    _refused(_write(tmp_path / "m.npz", header, arrays), field)
+
+
+def test_bayesian_degrees_of_freedom_above_n_features_minus_one(tmp_path):
+    header, arrays = _bayesian_members()          # 3 features
+    path = tmp_path / "m.npz"
+    _write(path, dict(header, degrees_of_freedom_prior_=2), arrays)
+    _refused(path, "degrees_of_freedom_prior_")
+    _write(path, dict(header, degrees_of_freedom_prior_=2.5), arrays)
+    assert load(path).degrees_of_freedom_prior_ == 2.5
+    header, arrays = _bayesian_members("tied")
+    _write(path, dict(header, degrees_of_freedom_={"$scalar": "float64", "value": 1.5}),
+           arrays)
+    _refused(path, "degrees_of_freedom_")
+    arrays_full = _bayesian_members("full")[1]
+    arrays_full["degrees_of_freedom_"] = np.full(5, 2.0)
+    _write(path, _bayesian_members("full")[0], arrays_full)
+    _refused(path, "degrees_of_freedom_")
+
+
+@pytest.mark.parametrize("covariance_type, field", [("tied", "degrees_of_freedom_"),
+                                                    ("spherical", "covariance_prior_")])
+@pytest.mark.parametrize("value", ["missing", "x", -1.0, float("nan"), float("inf"),
+                                   {"$scalar": "int64", "value": 3}])
+def test_bayesian_scalars_of_one_covariance_type(tmp_path, covariance_type, field, value):
+    header, arrays = _bayesian_members(covariance_type)
+    if value == "missing":
+        del header[field]
+    else:
+        header[field] = value
+    _refused(_write(tmp_path / "m.npz", header, arrays), field)
+
+
+def _bayesian_array_names(covariance_type, stream):
+    names = ["weight_concentration_", "mean_precision_", "mean_prior_"]
+    if covariance_type != "tied":
+        names.append("degrees_of_freedom_")
+    if covariance_type != "spherical":
+        names.append("covariance_prior_")
+    if stream:
+        names += ["svi_nk", "svi_first", "svi_second"]
+    return names
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+def test_bayesian_arrays_missing_misshapen_or_not_finite(tmp_path, covariance_type, prior_type):
+    header, arrays = _bayesian_members(covariance_type, stream=True,
+                                       weight_concentration_prior_type=prior_type)
+    path = tmp_path / "m.npz"
+    names = _bayesian_array_names(covariance_type, True)
+    assert set(names) <= set(arrays)
+    for name in names:
+        _write(path, header, {k: v for k, v in arrays.items() if k != name})
+        _refused(path, rf"missing array\(s\) \['{name}'\]")
+        array = arrays[name]
+        _write(path, header, dict(arrays, **{name: np.concatenate([array, array[:1]])}))
+        _refused(path, rf"{name} has shape .* expected")
+        _write(path, header, dict(arrays, **{name: array[..., :-1]}))
+        _refused(path, rf"{name} has shape .* expected")
+        for value in (np.nan, np.inf, -np.inf):
+            bad = array.copy()
+            bad.reshape(-1)[-1] = value
+            _write(path, header, dict(arrays, **{name: bad}))
+            _refused(path, f"{name} contains NaN or infinite")
+        _write(path, header, dict(arrays, **{name: array.astype(np.int64)}))
+        _refused(path, f"{name} has dtype")
+
+
+@pytest.mark.parametrize("name", ["weight_concentration_", "mean_precision_",
+                                  "degrees_of_freedom_", "svi_nk", "svi_first",
+                                  "svi_second"])
+def test_bayesian_posterior_arrays_are_float64(tmp_path, name):
+    header, arrays = _bayesian_members("diag", stream=True)
+    arrays[name] = arrays[name].astype(np.float32)
+    _refused(_write(tmp_path / "m.npz", header, arrays), f"{name} has dtype float32")
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+@pytest.mark.parametrize("name", ["weight_concentration_", "mean_precision_"])
+@pytest.mark.parametrize("value", [0.0, -1.0])
+def test_bayesian_posteriors_must_be_positive(tmp_path, prior_type, name, value):
+    header, arrays = _bayesian_members("diag", weight_concentration_prior_type=prior_type)
+    bad = arrays[name].copy()
+    bad.reshape(-1)[0] = value
+    arrays[name] = bad
+    _refused(_write(tmp_path / "m.npz", header, arrays), f"{name} must be positive")
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+def test_bayesian_weights_must_match_the_weight_posterior(tmp_path, prior_type):
+    header, arrays = _bayesian_members("full", weight_concentration_prior_type=prior_type)
+    arrays["weight_concentration_"] = arrays["weight_concentration_"][..., ::-1].copy()
+    _refused(_write(tmp_path / "m.npz", header, arrays),
+             "weights_ does not match weight_concentration_")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_bayesian_covariance_prior_must_be_positive_semidefinite(tmp_path, covariance_type):
+    header, arrays = _bayesian_members(covariance_type)
+    path = tmp_path / "m.npz"
+    if covariance_type == "spherical":
+        _write(path, dict(header, covariance_prior_=-2.0), arrays)
+    else:
+        prior = arrays["covariance_prior_"].copy()
+        if covariance_type == "diag":
+            prior[1] = -1.0
+        else:
+            prior[:] = -np.eye(3)
+        _write(path, header, dict(arrays, covariance_prior_=prior))
+    _refused(path, "covariance_prior_")
+    if covariance_type == "full":
+        prior = arrays["covariance_prior_"].copy()
+        prior[0, 2] += 1.0
+        _write(path, header, dict(arrays, covariance_prior_=prior))
+        _refused(path, "covariance_prior_ is not symmetric")
+
+
+@pytest.mark.parametrize("svi_state, match", [
+    ("x", "svi_state"), ({"rows": 100.0}, "svi_state"), ({"updates": 1}, "svi_state"),
+    ({"rows": -1.0, "updates": 0}, "rows"), ({"rows": 0.0, "updates": 0}, "rows"),
+    ({"rows": float("nan"), "updates": 0}, "rows"), ({"rows": "1", "updates": 0}, "rows"),
+    ({"rows": 10**400, "updates": 0}, "rows"),
+    ({"rows": 100.0, "updates": -1}, "updates"), ({"rows": 100.0, "updates": 1.5}, "updates"),
+    ({"rows": 100.0, "updates": 2**64}, "updates"),
+])
+def test_bayesian_stream_state(tmp_path, svi_state, match):
+    header, arrays = _bayesian_members("diag", stream=True)
+    header["svi_state"] = svi_state
+    _refused(_write(tmp_path / "m.npz", header, arrays), match)
+
+
+def test_bayesian_stream_state_and_its_arrays_go_together(tmp_path):
+    header, arrays = _bayesian_members("full", stream=True)
+    path = tmp_path / "m.npz"
+    _write(path, {k: v for k, v in header.items() if k != "svi_state"}, arrays)
+    _refused(path, "unexpected array")
+    plain = {k: v for k, v in arrays.items() if not k.startswith("svi_")}
+    _write(path, header, plain)
+    _refused(path, "missing array")
+    counts = arrays["svi_nk"].copy()
+    counts[0] = -0.5
+    _write(path, header, dict(arrays, svi_nk=counts))
+    _refused(path, "svi_nk must be non-negative")
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(mean_prior={"$array": "param_elsewhere"}), "refers to a missing array"),
+    (dict(weights_init={"$array": "param_weights_init"}), "weights_init"),
+    (dict(covariance_prior="big"), "bad estimator parameters"),
+    (dict(weight_concentration_prior_type="pitman_yor"), "bad estimator parameters"),
+    (dict(weight_concentration_prior=-1.0), "bad estimator parameters"),
+    (dict(weights_init=None), "bad estimator parameters"),
+])
+def test_bayesian_bad_params(tmp_path, params, match):
+    header, arrays = _bayesian_members("diag")
+    header["params"].update(params)
+    _refused(_write(tmp_path / "m.npz", header, arrays), match)
+
+
+def test_bayesian_prior_parameter_arrays(tmp_path):
+    model, _ = _bayesian("full", mean_prior=np.zeros(3), covariance_prior=np.eye(3))
+    header, arrays = _members(model)
+    assert header["params"]["mean_prior"] == {"$array": "param_mean_prior"}
+    path = tmp_path / "m.npz"
+    _write(path, header, dict(arrays, param_mean_prior=np.zeros(2)))
+    _refused(path, "mean_prior")
+    _write(path, header, dict(arrays, param_covariance_prior=np.eye(3)[:, :2].copy()))
+    _refused(path, "covariance_prior")
+    _write(path, header, dict(arrays, param_mean_prior=np.array([0.0, np.nan, 0.0])))
+    _refused(path, "mean_prior")
+    # A spherical model's covariance_prior is a number, never an array.
+    model, _ = _bayesian("spherical")
+    header, arrays = _members(model)
+    header["params"]["covariance_prior"] = {"$array": "param_covariance_prior"}
+    _refused(_write(path, header, dict(arrays, param_covariance_prior=np.ones(3))),
+             "covariance_prior")
+
+
+def test_bayesian_declared_sizes_bounded_by_the_header(tmp_path):
+    # A member that declares more than the header's K and D allow is not read.
+    header, arrays = _bayesian_members("diag", stream=True)
+    path = _write(tmp_path / "m.npz", header, arrays)
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        npy, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 3)})
+    _replace_member(path, "svi_first.npy", npy.getvalue() + bytes(8 * 3 * 10**6))
+    _refused(path, "svi_first")

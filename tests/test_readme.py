@@ -98,3 +98,24 @@ def test_bayesian_snippet_runs(X):
     for block in python_blocks("Letting the data choose K"):
         exec(compile(block, "README.md", "exec"), namespace)
     assert 1 <= (namespace["dpgmm"].weights_ > 0.01).sum() <= 10
+
+
+def test_the_saving_snippet_runs(X, tmp_path, monkeypatch):
+    # Its gmm and model are those of "Use", its dpgmm that of "Letting the
+    # data choose K"; each loads back as the class it was saved from.
+    import fastgmm
+
+    monkeypatch.chdir(tmp_path)
+    plain, pipeline = python_blocks("Use")
+    namespace = {"X": X, "fastgmm": fastgmm}
+    exec(plain, namespace)
+    exec(pipeline, namespace)
+    for block in python_blocks("Letting the data choose K"):
+        exec(compile(block, "README.md", "exec"), namespace)
+    saved = {name: namespace[name] for name in ("gmm", "model", "dpgmm")}
+    for block in python_blocks("Saving a model"):
+        exec(compile(block, "README.md", "exec"), namespace)
+    for name, before in saved.items():
+        after = namespace[name]
+        assert after is not before and type(after) is type(before), name
+        assert after.predict_proba(X).tobytes() == before.predict_proba(X).tobytes(), name

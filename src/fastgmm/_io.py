@@ -16,14 +16,40 @@ Layout of a fastgmm model file, an uncompressed .npz archive written by numpy:
     recomputes nothing, so a loaded model is bitwise the saved one.
 ``param_weights_init``, ``param_means_init``, ``param_precisions_init``, ``param_random_state_key``
     Only when those parameters are arrays (or a RandomState).
-``standardize_shift``, ``standardize_scale`` (format version 2 only)
+``standardize_shift``, ``standardize_scale`` (format version 2; optional in 3)
     float64, length n_features: what the StandardScaler subtracts (its
     ``mean_``, zeros when ``with_mean=False``) and divides by (its ``scale_``,
     ones when ``with_std=False``). A file with them loads as
-    ``make_pipeline(StandardScaler(...), GaussianMixture(...))``.
+    ``make_pipeline(StandardScaler(...), <the estimator>(...))``.
+
+Version 3 adds ``estimator`` to the header, "GaussianMixture" or
+"BayesianGaussianMixture" (versions 1 and 2 hold a GaussianMixture), and
+``standardize`` becomes optional (present: the arrays above are too). A
+BayesianGaussianMixture's file has, besides the fitted arrays above:
+
+``weight_concentration_prior_``, ``mean_precision_prior_``, ``degrees_of_freedom_prior_`` (header)
+    Numbers: a JSON number for a Python int or float, or ``{"$scalar":
+    "float32" | "float64", "value": x}`` for a numpy scalar (the type comes
+    back too). Tied: ``degrees_of_freedom_`` too; spherical:
+    ``covariance_prior_`` too (the arrays below otherwise).
+``weight_concentration_``
+    float64, (2, K) for a Dirichlet process (the tuple's two arrays), (K,)
+    for a Dirichlet distribution.
+``mean_precision_``, ``degrees_of_freedom_`` (not tied)
+    float64, (K,).
+``mean_prior_``, ``covariance_prior_`` (not spherical)
+    float32 or float64: (D,); (D, D) for full and tied, (D,) for diag.
+``param_mean_prior``, ``param_covariance_prior``
+    Those parameters, when they are arrays.
+``svi_state`` (header), ``svi_nk``, ``svi_first``, ``svi_second``
+    Only after partial_fit (the stochastic variational stream it continues):
+    the rows seen and the update count, and the per-row moments (float64;
+    (K,), (K, D), and (K, D, D) full, (D, D) tied, (K, D) diag and spherical).
 
 Version 1 files (no standardisation) are still written for a plain
-GaussianMixture, so that older fastgmm versions read them.
+GaussianMixture, and version 2 for a GaussianMixture with a scaler, so that
+older fastgmm versions read them; a BayesianGaussianMixture is written as
+version 3.
 
 Loading reads the file only as far as it has to, and checks it in this order:
 the zip signature (4 bytes); the end-of-archive record and the central
@@ -37,8 +63,11 @@ chunks with its CRC checked, its .npy header parsed with a bounded size
 (plain numeric dtypes only, ``allow_pickle`` never). Then the model itself:
 shapes, dtypes, finite values, weights summing to one, positive definite
 covariances, precision factors consistent with them, the standardisation's
-scale positive. Any failure raises :class:`ModelFileError` (a ValueError)
-saying what is wrong; an operating-system error opening or reading the file
+scale positive; for a BayesianGaussianMixture also positive posterior and
+prior concentrations, precisions and degrees of freedom (above D - 1),
+weights matching the weight posterior, a positive semi-definite covariance
+prior, and a stream state of finite, non-negative counts. Any failure raises
+:class:`ModelFileError` (a ValueError) saying what is wrong; an operating-system error opening or reading the file
 (FileNotFoundError, PermissionError, EIO) is raised as it is.
 """
 
@@ -67,6 +96,7 @@ from fastgmm._version import __version__
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
+    from fastgmm._bayesian_mixture import BayesianGaussianMixture
     from fastgmm._gaussian_mixture import GaussianMixture
 
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
@@ -74,14 +104,34 @@ PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
 FORMAT_NAME = "fastgmm-model"
 FORMAT_VERSION = 1                  # a GaussianMixture alone
 FORMAT_VERSION_STANDARDIZED = 2     # with a StandardScaler's shift and scale
-READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_STANDARDIZED)
+FORMAT_VERSION_KIND = 3             # the estimator named; a scaler optional
+READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_STANDARDIZED, FORMAT_VERSION_KIND)
+
+GAUSSIAN = "GaussianMixture"
+BAYESIAN = "BayesianGaussianMixture"
+ESTIMATORS = (GAUSSIAN, BAYESIAN)
 
 FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_")
 ARRAY_PARAMS = ("weights_init", "means_init", "precisions_init")
+BAYESIAN_ARRAY_PARAMS = ("mean_prior", "covariance_prior")
 STANDARDIZE_ARRAYS = ("standardize_shift", "standardize_scale")
+# A BayesianGaussianMixture's posteriors and priors; the first three are
+# always float64 (sums of responsibilities), the priors float32 or float64.
+BAYESIAN_ARRAYS = ("weight_concentration_", "mean_precision_", "degrees_of_freedom_",
+                   "mean_prior_", "covariance_prior_")
+_FLOAT64_ONLY = frozenset(("weight_concentration_", "mean_precision_", "degrees_of_freedom_",
+                           "svi_nk", "svi_first", "svi_second"))
+# Always in its header (a number each), and those of one covariance type.
+BAYESIAN_SCALARS = ("weight_concentration_prior_", "mean_precision_prior_",
+                    "degrees_of_freedom_prior_")
+_SCALAR_OF_TYPE = {"tied": "degrees_of_freedom_", "spherical": "covariance_prior_"}
+SVI_ARRAYS = ("svi_nk", "svi_first", "svi_second")
+_SCALAR_DTYPES = ("float32", "float64")
 _RANDOM_STATE_KEY = "param_random_state_key"
 _ALL_MEMBERS = frozenset(("header", *FITTED_ARRAYS, *("param_" + name for name in ARRAY_PARAMS),
-                          _RANDOM_STATE_KEY, *STANDARDIZE_ARRAYS))
+                          *("param_" + name for name in BAYESIAN_ARRAY_PARAMS),
+                          _RANDOM_STATE_KEY, *STANDARDIZE_ARRAYS, *BAYESIAN_ARRAYS,
+                          *SVI_ARRAYS))
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _END_RECORD = struct.Struct("<IHHHHIIH")           # end of central directory, 22 bytes
@@ -108,21 +158,24 @@ class ModelFileError(ValueError):
 # ---------------------------------------------------------------------- save
 
 
-def save(model: "GaussianMixture | Pipeline", path: PathOrFile) -> None:
+def save(model: "GaussianMixture | BayesianGaussianMixture | Pipeline",
+         path: PathOrFile) -> None:
     """Write a fitted model to a pickle-free file; read it back with
     :func:`fastgmm.load`.
 
     Parameters
     ----------
-    model : GaussianMixture or Pipeline
-        A fitted :class:`fastgmm.GaussianMixture`, or a fitted
+    model : GaussianMixture, BayesianGaussianMixture or Pipeline
+        A fitted :class:`fastgmm.GaussianMixture` or
+        :class:`fastgmm.BayesianGaussianMixture`, or a fitted
         ``sklearn.pipeline.Pipeline`` of exactly two steps, a
-        ``StandardScaler`` (any ``with_mean`` / ``with_std``) followed by a
-        GaussianMixture, as ``make_pipeline(StandardScaler(),
+        ``StandardScaler`` (any ``with_mean`` / ``with_std``) followed by
+        one of them, as ``make_pipeline(StandardScaler(),
         GaussianMixture(...))`` builds. The scaler is stored as two float64
         arrays (the shift it subtracts and the scale it divides by), and
         :func:`fastgmm.load` gives back such a pipeline, whose predictions
-        are bitwise the saved one's.
+        are bitwise the saved one's. A BayesianGaussianMixture keeps its
+        priors and posteriors, and the state partial_fit continues from.
     path : str, path-like or binary file object
         Written under the name given (no '.npz' appended), through a
         temporary file in the same folder renamed over it: a failed save
@@ -137,22 +190,32 @@ def save(model: "GaussianMixture | Pipeline", path: PathOrFile) -> None:
         If the model (or the pipeline's scaler) is not fitted.
     ValueError
         If the model is inconsistent with its own parameters (n_components
-        changed after fitting, a scaler fitted on other features).
+        changed after fitting, a scaler fitted on other features; for a
+        BayesianGaussianMixture, anything :func:`fastgmm.load` would refuse,
+        such as a ``mean_prior`` of other features set after fitting).
     """
     gmm, scaler = _split_model(model)
+    kind = BAYESIAN if _is_bayesian(gmm) else GAUSSIAN
     arrays = {name: np.asarray(getattr(gmm, name)) for name in FITTED_ARRAYS}
     if gmm.means_.shape[0] != gmm.n_components:
         raise ValueError(f"n_components is {gmm.n_components} but the model was fitted with "
                          f"{gmm.means_.shape[0]} components: such a file would not load; "
                          "set n_components back or fit again")
+    if kind == BAYESIAN:
+        version = FORMAT_VERSION_KIND
+    else:   # the versions older fastgmm versions read
+        version = FORMAT_VERSION if scaler is None else FORMAT_VERSION_STANDARDIZED
     header = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION if scaler is None else FORMAT_VERSION_STANDARDIZED,
+        "format_version": version,
         "fastgmm_version": __version__,
     }
+    if version == FORMAT_VERSION_KIND:
+        header["estimator"] = kind
+    array_params = BAYESIAN_ARRAY_PARAMS if kind == BAYESIAN else ARRAY_PARAMS
     params = {}
     for name, value in gmm.get_params(deep=False).items():
-        params[name] = _encode_param(name, value, arrays)
+        params[name] = _encode_param(name, value, arrays, array_params)
     header.update({
         "params": params,
         "n_features_in_": int(gmm.n_features_in_),
@@ -165,25 +228,39 @@ def save(model: "GaussianMixture | Pipeline", path: PathOrFile) -> None:
         header["feature_names_in_"] = [str(v) for v in gmm.feature_names_in_]
     if hasattr(gmm, "_online_updates"):
         header["online_updates"] = int(gmm._online_updates)
+    if kind == BAYESIAN:
+        _encode_bayesian(gmm, header, arrays)
     if scaler is not None:
         header["standardize"], shift, scale = _encode_scaler(scaler, gmm.n_features_in_)
         arrays["standardize_shift"] = shift
         arrays["standardize_scale"] = scale
     text = json.dumps(header, allow_nan=True, sort_keys=True)
+    if kind == BAYESIAN:
+        _check_loadable(text, arrays)
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     _write_npz(path, arrays)
 
 
-def save_model(gmm: GaussianMixture, path: PathOrFile) -> None:
-    """:meth:`GaussianMixture.save`: :func:`save` for a GaussianMixture."""
+def save_model(gmm: "GaussianMixture | BayesianGaussianMixture", path: PathOrFile) -> None:
+    """The estimators' ``save`` method: :func:`save` for one estimator."""
     save(gmm, path)
+
+
+def _mixture_classes():
+    from fastgmm._bayesian_mixture import BayesianGaussianMixture  # no estimator at
+    from fastgmm._gaussian_mixture import GaussianMixture          # import time
+
+    return GaussianMixture, BayesianGaussianMixture
+
+
+def _is_bayesian(model):
+    return isinstance(model, _mixture_classes()[1])
 
 
 def _split_model(model):
     """(gaussian mixture, scaler or None) of a model save accepts."""
-    from fastgmm._gaussian_mixture import GaussianMixture  # no estimator at import time
-
-    if isinstance(model, GaussianMixture):
+    mixtures = _mixture_classes()
+    if isinstance(model, mixtures):
         check_is_fitted(model)
         return model, None
     from sklearn.pipeline import Pipeline
@@ -191,20 +268,75 @@ def _split_model(model):
 
     steps = model.steps if isinstance(model, Pipeline) else None
     if (steps is None or len(steps) != 2 or type(steps[0][1]) is not StandardScaler
-            or not isinstance(steps[1][1], GaussianMixture)):
+            or not isinstance(steps[1][1], mixtures)):
         if steps is not None:
             what = "a Pipeline of " + ", ".join(type(step).__name__ for _, step in steps)
         else:
             what = f"a {type(model).__module__}.{type(model).__qualname__}"
         raise TypeError(
-            "fastgmm.save takes a fitted fastgmm.GaussianMixture, or a Pipeline of a "
-            "StandardScaler followed by a fastgmm.GaussianMixture (as make_pipeline("
-            f"StandardScaler(), GaussianMixture(...)) builds); got {what}"
+            "fastgmm.save takes a fitted fastgmm.GaussianMixture or "
+            "fastgmm.BayesianGaussianMixture, or a Pipeline of a StandardScaler followed "
+            "by one of them (as make_pipeline(StandardScaler(), GaussianMixture(...)) "
+            f"builds); got {what}"
         )
     scaler, gmm = steps[0][1], steps[1][1]
     check_is_fitted(scaler)
     check_is_fitted(gmm)
     return gmm, scaler
+
+
+def _encode_scalar(name, value):
+    """A fitted number for the header: a Python int or float as JSON, a
+    numpy float32 / float64 scalar tagged with its type."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, np.floating) and value.dtype.name in _SCALAR_DTYPES:
+        return {"$scalar": value.dtype.name, "value": float(value)}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} is {_short(value)}, not a number: the model cannot be saved")
+    return value
+
+
+def _encode_bayesian(model, header, arrays):
+    """A BayesianGaussianMixture's priors, posteriors and stream state."""
+    for name in BAYESIAN_SCALARS:
+        header[name] = _encode_scalar(name, getattr(model, name))
+    concentration = model.weight_concentration_
+    if isinstance(concentration, tuple):    # a Dirichlet process: two Beta parameters
+        first, second = (np.asarray(part) for part in concentration)
+        if first.dtype != second.dtype or first.shape != second.shape:
+            raise ValueError("weight_concentration_ is two arrays of different dtypes or "
+                             "shapes: the model cannot be saved")
+        concentration = np.stack((first, second))
+    arrays["weight_concentration_"] = np.asarray(concentration)
+    arrays["mean_precision_"] = np.asarray(model.mean_precision_)
+    arrays["mean_prior_"] = np.asarray(model.mean_prior_)
+    for name in ("degrees_of_freedom_", "covariance_prior_"):
+        if _SCALAR_OF_TYPE.get(model.covariance_type) == name:
+            header[name] = _encode_scalar(name, getattr(model, name))
+        else:
+            arrays[name] = np.asarray(getattr(model, name))
+    state = getattr(model, "_svi_state", None)
+    if state is not None:
+        header["svi_state"] = {"rows": float(state["rows"]), "updates": int(state["updates"])}
+        for name, moment in zip(SVI_ARRAYS, state["moments"]):
+            arrays[name] = np.asarray(moment)
+
+
+def _check_loadable(text, arrays):
+    """Refuse, before anything is written, a model whose file load would
+    refuse (parameters changed after fitting to ones of another shape)."""
+    try:
+        header = _parse_header(np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
+        expected = set(_expected_members(header))
+        if expected != set(arrays):
+            raise ModelFileError(f"its arrays {sorted(arrays)} are not {sorted(expected)}")
+        _build_model(header, arrays)
+    except ModelFileError as error:
+        raise ValueError(f"the model cannot be saved: load would refuse its file ({error})") \
+            from None
 
 
 def _encode_scaler(scaler, n_features):
@@ -228,14 +360,17 @@ def _encode_scaler(scaler, n_features):
     return standardize, shift, scale
 
 
-def _encode_param(name, value, arrays):
+def _encode_param(name, value, arrays, array_params=ARRAY_PARAMS):
     """JSON for one constructor parameter; arrays go to `arrays`."""
     if isinstance(value, np.random.RandomState):
         kind, key, pos, has_gauss, cached_gaussian = value.get_state(legacy=True)
         arrays[_RANDOM_STATE_KEY] = np.asarray(key, dtype=np.uint32)
         return {"$random_state": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
                                   "cached_gaussian": float(cached_gaussian)}}
-    if name in ARRAY_PARAMS and value is not None:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if name in array_params and value is not None and not isinstance(value, (np.generic,
+                                                                            int, float)):
         arrays["param_" + name] = np.asarray(value, dtype=np.result_type(np.asarray(value),
                                                                           np.float32))
         return {"$array": "param_" + name}
@@ -258,9 +393,9 @@ def _write_npz(path, arrays):
 # ---------------------------------------------------------------------- load
 
 
-def load(path: PathOrFile) -> "GaussianMixture | Pipeline":
-    """Load a model saved with :func:`fastgmm.save` or
-    :meth:`GaussianMixture.save`.
+def load(path: PathOrFile) -> "GaussianMixture | BayesianGaussianMixture | Pipeline":
+    """Load a model saved with :func:`fastgmm.save` or an estimator's
+    ``save`` method.
 
     The file is read as data only (no pickles, no code runs), and only as far
     as it has to be: its structure and declared sizes are checked before any
@@ -275,12 +410,14 @@ def load(path: PathOrFile) -> "GaussianMixture | Pipeline":
 
     Returns
     -------
-    GaussianMixture or Pipeline
-        A fitted GaussianMixture with attributes bitwise equal to the saved
-        model's; for a file saved from a StandardScaler + GaussianMixture
-        pipeline, ``make_pipeline(StandardScaler(...), GaussianMixture(...))``
-        (steps 'standardscaler' and 'gaussianmixture'), fitted, predicting
-        bitwise as the saved pipeline did. Its scaler has ``mean_`` (None
+    GaussianMixture, BayesianGaussianMixture or Pipeline
+        The fitted estimator that was saved, with attributes bitwise equal
+        to the saved model's (a BayesianGaussianMixture's priors, posteriors
+        and partial_fit stream included); for a file saved from a
+        StandardScaler + estimator pipeline, ``make_pipeline(StandardScaler(...),
+        GaussianMixture(...))`` (steps 'standardscaler' and 'gaussianmixture';
+        'bayesiangaussianmixture' for the other estimator), fitted,
+        predicting bitwise as the saved pipeline did. Its scaler has ``mean_`` (None
         when ``with_mean=False``), ``scale_`` (None when ``with_std=False``),
         ``n_features_in_`` and ``feature_names_in_`` as saved, but not
         ``var_`` or ``n_samples_seen_``.
@@ -657,20 +794,29 @@ def _check_header_fields(header):
     if not isinstance(covariance_type, str) or covariance_type not in _PRECISION_SHAPES:
         raise ModelFileError(f"bad estimator parameters in the header: covariance_type = "
                              f"{_short(covariance_type)}")
+    kind = _estimator_kind(header)
+    array_params = BAYESIAN_ARRAY_PARAMS if kind == BAYESIAN else ARRAY_PARAMS
     for name, value in params.items():
         if isinstance(value, dict) and "$array" in value:
-            if value["$array"] != "param_" + name or name not in ARRAY_PARAMS:
+            if value["$array"] != "param_" + name or name not in array_params:
                 raise ModelFileError(f"parameter {name!r} refers to a missing array "
                                      f"{_short(value['$array'])}")
+            if name == "covariance_prior" and covariance_type == "spherical":
+                raise ModelFileError("parameter 'covariance_prior' of a spherical model is "
+                                     "a number, not an array")
         elif isinstance(value, dict) and "$random_state" in value and name == "random_state":
             _check_random_state(value["$random_state"])
         elif isinstance(value, dict):
             raise ModelFileError(f"parameter {name!r} has an unknown value {_short(value)}")
 
-    if header["format_version"] == FORMAT_VERSION_STANDARDIZED:
+    if kind == BAYESIAN:
+        _check_bayesian_header(header)
+
+    if _standardized(header):
         standardize = header.get("standardize")
         if not isinstance(standardize, dict):
-            raise ModelFileError("the header (format version 2) has no 'standardize' object")
+            raise ModelFileError(f"the header (format version {header['format_version']}) "
+                                 "has no 'standardize' object")
         for flag in ("with_mean", "with_std", "copy"):
             if not isinstance(standardize.get(flag), bool):
                 raise ModelFileError(f"header field 'standardize': {flag} must be true or "
@@ -681,6 +827,113 @@ def _check_header_fields(header):
                                   or not all(isinstance(v, str) for v in names)):
             raise ModelFileError(f"header field 'standardize': feature_names_in_ must be "
                                  f"{header['n_features_in_']} strings")
+
+
+def _estimator_kind(header):
+    """The estimator a (checked) header describes: versions 1 and 2 hold a
+    GaussianMixture, version 3 names it."""
+    if header["format_version"] != FORMAT_VERSION_KIND:
+        return GAUSSIAN
+    if "estimator" not in header:
+        raise ModelFileError(f"the header (format version {FORMAT_VERSION_KIND}) has no "
+                             "'estimator'")
+    kind = header["estimator"]
+    if not isinstance(kind, str) or kind not in ESTIMATORS:
+        raise ModelFileError(f"header field 'estimator' is {_short(kind)}, not one of "
+                             f"{', '.join(ESTIMATORS)}")
+    return kind
+
+
+def _standardized(header):
+    """Whether the file holds a StandardScaler's shift and scale."""
+    version = header["format_version"]
+    return version == FORMAT_VERSION_STANDARDIZED or (version == FORMAT_VERSION_KIND
+                                                      and "standardize" in header)
+
+
+def _scalar(header, name, low, inclusive=False):
+    """A number of the header, finite and above `low` (or at it, when
+    `inclusive`), as the value it was: an int, a float, or a numpy float32
+    or float64 scalar."""
+    if name not in header:
+        raise ModelFileError(f"the header has no {name!r}")
+    value = header[name]
+    if isinstance(value, dict):
+        if (set(value) != {"$scalar", "value"} or value["$scalar"] not in _SCALAR_DTYPES
+                or not _is_number(value["value"])):
+            raise ModelFileError(f"header field {name!r} is not a number: {_short(value)}")
+        number = float(value["value"])
+        if value["$scalar"] == "float32" and abs(number) > float(np.finfo(np.float32).max):
+            raise ModelFileError(f"{name} = {_short(value)} is not a finite float32")
+        result = np.dtype(value["$scalar"]).type(number)
+        number = float(result)          # as the model will see it (a float32 may be 0)
+    elif _is_number(value):
+        number = result = value
+    else:
+        raise ModelFileError(f"header field {name!r} is not a number: {_short(value)}")
+    if not math.isfinite(number) or not (number > low or (inclusive and number >= low)):
+        raise ModelFileError(f"{name} = {_short(value)} must be a finite number "
+                             f"{'>=' if inclusive else '>'} {low}")
+    return result
+
+
+def _bayesian_scalars(header):
+    """The header's priors (and tied's degrees of freedom, spherical's
+    covariance prior), checked, by attribute name."""
+    n_features = header["n_features_in_"]
+    lows = {"weight_concentration_prior_": (0, False), "mean_precision_prior_": (0, False),
+            "degrees_of_freedom_prior_": (n_features - 1, False),
+            "degrees_of_freedom_": (n_features - 1, False),
+            "covariance_prior_": (0, True)}
+    names = list(BAYESIAN_SCALARS)
+    own = _SCALAR_OF_TYPE.get(header["params"]["covariance_type"])
+    if own is not None:
+        names.append(own)
+    return {name: _scalar(header, name, *lows[name]) for name in names}
+
+
+def _check_bayesian_header(header):
+    """What a BayesianGaussianMixture's header adds, before any array is
+    read: the weight prior's type (it shapes weight_concentration_), the
+    prior numbers, the stream state."""
+    prior_type = header["params"].get("weight_concentration_prior_type")
+    if not isinstance(prior_type, str) or prior_type not in ("dirichlet_process",
+                                                             "dirichlet_distribution"):
+        raise ModelFileError(f"bad estimator parameters in the header: "
+                             f"weight_concentration_prior_type = {_short(prior_type)}")
+    _bayesian_scalars(header)
+    if "svi_state" in header:
+        state = header["svi_state"]
+        if not isinstance(state, dict) or set(state) != {"rows", "updates"}:
+            raise ModelFileError(f"header field 'svi_state' must be an object of 'rows' and "
+                                 f"'updates', got {_short(state)}")
+        rows, updates = state["rows"], state["updates"]
+        if not _is_number(rows) or not math.isfinite(rows) or not rows > 0:
+            raise ModelFileError(f"svi_state: rows = {_short(rows)} must be a positive, "
+                                 "finite number")
+        if not _is_int(updates) or not 0 <= updates <= _MAX_COUNT:
+            raise ModelFileError(f"svi_state: updates = {_short(updates)} must be a count")
+
+
+def _bayesian_shapes(header):
+    """Shapes of a BayesianGaussianMixture's own arrays (the header checked)."""
+    params = header["params"]
+    n_components, n_features = params["n_components"], header["n_features_in_"]
+    covariance_type = params["covariance_type"]
+    K, D = n_components, n_features
+    shapes = {"weight_concentration_": ((2, K) if params["weight_concentration_prior_type"]
+                                        == "dirichlet_process" else (K,)),
+              "mean_precision_": (K,), "mean_prior_": (D,)}
+    if covariance_type != "tied":
+        shapes["degrees_of_freedom_"] = (K,)
+    if covariance_type != "spherical":
+        shapes["covariance_prior_"] = (D,) if covariance_type == "diag" else (D, D)
+    if "svi_state" in header:
+        shapes["svi_nk"] = (K,)
+        shapes["svi_first"] = (K, D)
+        shapes["svi_second"] = {"full": (K, D, D), "tied": (D, D)}.get(covariance_type,
+                                                                          (K, D))
+    return shapes
 
 
 def _check_random_state(state):
@@ -711,15 +964,21 @@ def _expected_members(header):
     shapes = {"weights_": (n_components,), "means_": (n_components, n_features),
               "covariances_": precision_shape, "precisions_cholesky_": precision_shape,
               "precisions_": precision_shape}
-    param_shapes = {"weights_init": (n_components,),
-                    "means_init": (n_components, n_features),
-                    "precisions_init": precision_shape}
+    if _estimator_kind(header) == BAYESIAN:
+        param_shapes = {"mean_prior": (n_features,)}
+        if params["covariance_type"] != "spherical":
+            param_shapes["covariance_prior"] = _bayesian_shapes(header)["covariance_prior_"]
+        shapes.update(_bayesian_shapes(header))
+    else:
+        param_shapes = {"weights_init": (n_components,),
+                        "means_init": (n_components, n_features),
+                        "precisions_init": precision_shape}
     for name, value in params.items():
         if isinstance(value, dict) and "$array" in value:
             shapes["param_" + name] = param_shapes[name]
         elif isinstance(value, dict) and "$random_state" in value:
             shapes[_RANDOM_STATE_KEY] = (624,)
-    if header["format_version"] == FORMAT_VERSION_STANDARDIZED:
+    if _standardized(header):
         for name in STANDARDIZE_ARRAYS:
             shapes[name] = (n_features,)
     return shapes
@@ -749,7 +1008,7 @@ def _member_bounds(header, infos):
 
 def _build_model(header, members):
     gmm = _build_estimator(header, members)
-    if header["format_version"] != FORMAT_VERSION_STANDARDIZED:
+    if not _standardized(header):
         return gmm
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -781,12 +1040,13 @@ def _build_model(header, members):
 
 
 def _build_estimator(header, members):
-    params = {name: _decode_param(name, value, members)
+    kind = _estimator_kind(header)
+    shapes = _expected_members(header) if kind == BAYESIAN else None
+    params = {name: _decode_param(name, value, members, shapes)
               for name, value in header["params"].items()}
     try:
-        from fastgmm._gaussian_mixture import GaussianMixture
-
-        gmm = GaussianMixture(**params)
+        GaussianMixture, BayesianGaussianMixture = _mixture_classes()
+        gmm = (BayesianGaussianMixture if kind == BAYESIAN else GaussianMixture)(**params)
         gmm._validate_params()
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"bad estimator parameters in the header: {error}") from None
@@ -812,14 +1072,99 @@ def _build_estimator(header, members):
     gmm.lower_bounds_ = [float(v) for v in header["lower_bounds_"]]
     if "online_updates" in header:
         gmm._online_updates = header["online_updates"]
+    if kind == BAYESIAN:
+        _set_bayesian(gmm, header, members, shapes)
     return gmm
 
 
-def _decode_param(name, value, members):
+def _set_bayesian(model, header, members, shapes):
+    """Check a BayesianGaussianMixture's own arrays and set them, with the
+    header's numbers and stream state, on `model` (its fitted arrays set)."""
+    n_features = header["n_features_in_"]
+    covariance_type = model.covariance_type
+    arrays = {}
+    for name in (*BAYESIAN_ARRAYS, *SVI_ARRAYS):
+        if name not in shapes:
+            continue
+        array = members[name]
+        allowed = (np.float64,) if name in _FLOAT64_ONLY else (np.float32, np.float64)
+        if array.dtype not in allowed:
+            raise ModelFileError(f"{name} has dtype {array.dtype}, expected "
+                                 f"{' or '.join(np.dtype(t).name for t in allowed)}")
+        if array.shape != shapes[name]:
+            raise ModelFileError(f"{name} has shape {array.shape}, expected {shapes[name]} "
+                                 f"for {model.n_components} {covariance_type!r} components in "
+                                 f"{n_features} dimensions")
+        if not np.all(np.isfinite(array)):
+            raise ModelFileError(f"{name} contains NaN or infinite values")
+        arrays[name] = array
+    for name in ("weight_concentration_", "mean_precision_"):
+        if np.any(arrays[name] <= 0):
+            raise ModelFileError(f"{name} must be positive (min {float(arrays[name].min())!r})")
+    if "degrees_of_freedom_" in arrays and np.any(arrays["degrees_of_freedom_"]
+                                                  <= n_features - 1):
+        raise ModelFileError(f"degrees_of_freedom_ must be above n_features - 1 = "
+                             f"{n_features - 1} (min "
+                             f"{float(arrays['degrees_of_freedom_'].min())!r})")
+    if "covariance_prior_" in arrays:
+        _check_covariance_prior(arrays["covariance_prior_"], covariance_type)
+    if "svi_nk" in arrays and np.any(arrays["svi_nk"] < 0):
+        raise ModelFileError("svi_nk must be non-negative")
+
+    scalars = _bayesian_scalars(header)
+    concentration = arrays["weight_concentration_"]
+    if model.weight_concentration_prior_type == "dirichlet_process":
+        concentration = (concentration[0].copy(), concentration[1].copy())
+    weights = np.asarray(model.weights_, dtype=np.float64)
+    expected = np.asarray(model._weights_from(concentration), dtype=np.float64)
+    rtol = 1e-9 if model.weights_.dtype == np.float64 else 1e-5
+    if not np.allclose(weights, expected, rtol=rtol, atol=1e-30):
+        raise ModelFileError("weights_ does not match weight_concentration_ (the weights "
+                             "are the posterior's expected weights)")
+
+    model.weight_concentration_prior_ = scalars["weight_concentration_prior_"]
+    model.mean_precision_prior_ = scalars["mean_precision_prior_"]
+    model.degrees_of_freedom_prior_ = scalars["degrees_of_freedom_prior_"]
+    model.mean_prior_ = arrays["mean_prior_"]
+    model.covariance_prior_ = (scalars["covariance_prior_"] if covariance_type == "spherical"
+                               else arrays["covariance_prior_"])
+    model.weight_concentration_ = concentration
+    model.mean_precision_ = arrays["mean_precision_"]
+    model.degrees_of_freedom_ = (scalars["degrees_of_freedom_"] if covariance_type == "tied"
+                                 else arrays["degrees_of_freedom_"])
+    if "svi_state" in header:
+        state = header["svi_state"]
+        model._svi_state = {"rows": float(state["rows"]),
+                            "moments": tuple(arrays[name] for name in SVI_ARRAYS),
+                            "updates": state["updates"]}
+
+
+def _check_covariance_prior(prior, covariance_type):
+    """Non-negative variances (diag), a symmetric positive semi-definite
+    matrix (full, tied): as a data covariance or a user's prior is."""
+    if covariance_type == "diag":
+        if np.any(prior < 0):
+            raise ModelFileError("covariance_prior_ has a negative variance")
+        return
+    prior = np.asarray(prior, dtype=np.float64)
+    scale = max(float(np.max(np.abs(prior))), np.finfo(np.float64).tiny)
+    tol = 1e-6 if prior.dtype == np.float64 else 1e-4
+    if not np.allclose(prior, prior.T, rtol=tol, atol=tol * scale):
+        raise ModelFileError("covariance_prior_ is not symmetric")
+    eigenvalues = np.linalg.eigvalsh(prior)
+    if eigenvalues.min() < -tol * scale:
+        raise ModelFileError(f"covariance_prior_ is not positive semi-definite (eigenvalue "
+                             f"{float(eigenvalues.min())!r})")
+
+
+def _decode_param(name, value, members, shapes=None):
     if isinstance(value, dict) and "$array" in value:
         array = members["param_" + name]
         if array.dtype.kind != "f" or not np.all(np.isfinite(array)):
             raise ModelFileError(f"parameter {name!r} must be finite floats")
+        if shapes is not None and array.shape != shapes["param_" + name]:
+            raise ModelFileError(f"parameter {name!r} has shape {array.shape}, expected "
+                                 f"{shapes['param_' + name]}")
         return array
     if isinstance(value, dict) and "$random_state" in value:
         key = members[_RANDOM_STATE_KEY]
