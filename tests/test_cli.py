@@ -851,6 +851,119 @@ def test_standardize_round_trip(data_dir, tmp_path):
                                   plain.predict(X))
 
 
+
+# ------------------------------------------------------------------ --bayesian
+
+
+def test_fit_bayesian(data_dir, tmp_path):
+    """fit --bayesian: a BayesianGaussianMixture of at most 10 components by
+    default, the effective ones counted; predict uses it unchanged."""
+    from fastgmm import BayesianGaussianMixture
+
+    folder, X = data_dir
+    proc = assert_ok(run_cli("fit", folder / "data.npy", "--bayesian", "--out", "m.npz",
+                             "--labels", "labels.csv", "-q", cwd=tmp_path))
+    expected = BayesianGaussianMixture(n_components=10, random_state=0).fit(X)
+    out = proc.stdout
+    assert "Bayesian" in out and "dirichlet_process" in out
+    assert "at most 10 full components" in out
+    assert "effective components: 3 of 10 (weight above 0.01)" in out
+    assert f"lower bound {expected.lower_bound_:.6g}" in out
+    assert "BIC" not in out and "log-likelihood" not in out
+    for k in np.flatnonzero(expected.weights_ > 0.01):
+        assert f"{k:>9}  {expected.weights_[k]:.4f}" in out
+    assert "7 other components, weights below 0.01" in out
+    model = load(tmp_path / "m.npz")
+    assert type(model) is BayesianGaussianMixture
+    assert model.predict_proba(X).tobytes() == expected.predict_proba(X).tobytes()
+    _, labels = read_csv(tmp_path / "labels.csv")
+    np.testing.assert_array_equal(labels[:, 0], expected.predict(X))
+    proc = assert_ok(run_cli("predict", "m.npz", folder / "data.npy", cwd=tmp_path))
+    np.testing.assert_array_equal(np.array(proc.stdout.splitlines()[1:], dtype=int),
+                                  expected.predict(X))
+    assert_ok(run_cli("predict", "m.npz", folder / "header.csv", "--proba", "--out",
+                      "p.csv", cwd=tmp_path))
+    header, proba = read_csv(tmp_path / "p.csv")
+    assert header == ",".join(f"proba_{k}" for k in range(10))
+    np.testing.assert_array_equal(proba, expected.predict_proba(X))
+
+
+def test_fit_bayesian_options(data_dir, tmp_path):
+    from fastgmm import BayesianGaussianMixture
+
+    folder, X = data_dir
+    proc = assert_ok(run_cli("fit", folder / "data.npy", "--bayesian", "-k", 6,
+                             "--covariance-type", "diag", "--weight-concentration-prior", 1e-3,
+                             "--weight-concentration-prior-type", "dirichlet_distribution",
+                             "--max-iter", 500, "--tol", 1e-4, "--n-init", 2,
+                             "--init-params", "k-means++", "--random-state", 3,
+                             "--reg-covar", 1e-5, "--out", "m.npz", "-q", cwd=tmp_path))
+    params = dict(n_components=6, covariance_type="diag", weight_concentration_prior=1e-3,
+                  weight_concentration_prior_type="dirichlet_distribution", max_iter=500,
+                  tol=1e-4, n_init=2, init_params="k-means++", random_state=3, reg_covar=1e-5)
+    model = load(tmp_path / "m.npz")
+    for name, value in params.items():
+        assert model.get_params()[name] == value, name
+    expected = BayesianGaussianMixture(**params).fit(X)
+    np.testing.assert_array_equal(model.means_, expected.means_)
+    assert "dirichlet_distribution" in proc.stdout
+    assert "effective components: 3 of 6" in proc.stdout
+
+
+def test_fit_bayesian_standardize_and_plot(data_dir, tmp_path):
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from fastgmm import BayesianGaussianMixture
+
+    pytest.importorskip("fastgmm.plot")
+    folder, X = data_dir
+    X = X * np.array([1.0, 1000.0]) + np.array([0.0, -5e4])
+    np.save(tmp_path / "wide.npy", X)
+    proc = assert_ok(run_cli("fit", "wide.npy", "--bayesian", "--standardize", "--out",
+                             "m.npz", "--plot", "fit.png", "-q", cwd=tmp_path))
+    assert "standardised" in proc.stdout and "effective components: 3 of 10" in proc.stdout
+    assert (tmp_path / "fit.png").read_bytes().startswith(PNG_MAGIC)
+    expected = make_pipeline(StandardScaler(),
+                             BayesianGaussianMixture(n_components=10, random_state=0)).fit(X)
+    model = load(tmp_path / "m.npz")
+    assert isinstance(model, Pipeline) and type(model[-1]) is BayesianGaussianMixture
+    proc = assert_ok(run_cli("predict", "m.npz", "wide.npy", cwd=tmp_path))
+    np.testing.assert_array_equal(np.array(proc.stdout.splitlines()[1:], dtype=int),
+                                  expected.predict(X))
+
+
+@pytest.mark.parametrize("args, match", [
+    (("fit", "DATA", "--bayesian", "-k", "2..5"), "--bayesian takes one number of components"),
+    (("fit", "DATA", "--bayesian", "-k", "2,3"), "--bayesian takes one number of components"),
+    (("fit", "DATA", "--bayesian", "--k-range", "2..4"), "--k-range goes with -k auto"),
+    (("fit", "DATA", "--bayesian", "--covariance-type", "full,diag"),
+     "--bayesian fits one covariance type"),
+    (("fit", "DATA", "--bayesian", "-k", "0"), "at least 1"),
+    (("fit", "DATA", "-k", "3", "--weight-concentration-prior", "0.1"),
+     "--weight-concentration-prior goes with --bayesian"),
+    (("fit", "DATA", "--weight-concentration-prior-type", "dirichlet_distribution"),
+     "--weight-concentration-prior-type goes with --bayesian"),
+    (("fit", "DATA", "--bayesian", "--weight-concentration-prior", "0"),
+     "argument --weight-concentration-prior: expected a finite number > 0"),
+    (("fit", "DATA", "--bayesian", "--weight-concentration-prior-type", "pitman_yor"),
+     "argument --weight-concentration-prior-type: invalid choice"),
+    (("select", "DATA", "--bayesian"), "unrecognized arguments: --bayesian"),
+])
+def test_bayesian_usage_errors(data_dir, tmp_path, args, match):
+    folder, _ = data_dir
+    args = [str(folder / "data.npy") if a == "DATA" else a for a in args]
+    assert_error(run_cli(*args, "--out", "m.npz", cwd=tmp_path), match)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_bayesian_in_help(tmp_path):
+    fit_help = assert_ok(run_cli("fit", "--help", cwd=tmp_path)).stdout
+    assert "--bayesian" in fit_help and "--weight-concentration-prior" in fit_help
+    select_help = " ".join(assert_ok(run_cli("select", "--help", cwd=tmp_path)).stdout.split())
+    assert "GaussianMixture only" in select_help and "fit --bayesian" in select_help
+
+
 # ------------------------------------------------------------------ wiring
 
 

@@ -1,6 +1,7 @@
 """The ``fastgmm`` command line (also ``python -m fastgmm <command>``).
 
     fastgmm fit DATA -k 3|auto [--standardize] [options] --out model.npz --labels labels.csv
+    fastgmm fit DATA --bayesian [-k 10] [--weight-concentration-prior G] --out model.npz
     fastgmm predict model.npz DATA [--proba] [--out FILE]
     fastgmm select DATA --k-range 1..9 [--covariance-type full,diag] [--out best.npz]
     fastgmm demo [--plot demo.png]
@@ -30,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from fastgmm._bayesian_mixture import BayesianGaussianMixture
 from fastgmm._files import atomic_write, check_distinct
 from fastgmm._gaussian_mixture import GaussianMixture
 from fastgmm._io import ModelFileError, load
@@ -44,6 +46,11 @@ DATA_FORMATS = (".csv", ".npy", ".parquet")
 DEFAULT_K_RANGE = "1..9"
 DEFAULT_DEMO_FIGURE = "fastgmm-demo.png"
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+DEFAULT_BAYESIAN_K = 10
+# A component of a Bayesian mixture counts as used above this weight (the
+# README's `(dpgmm.weights_ > 0.01).sum()`).
+EFFECTIVE_WEIGHT = 0.01
 
 
 class CommandError(Exception):
@@ -389,7 +396,7 @@ def write_proba(path, proba, option="--proba"):
 
 
 def save_model(model, path, option="--out"):
-    """A GaussianMixture, or a (StandardScaler, GaussianMixture) pipeline, as
+    """A mixture, or a (StandardScaler, mixture) pipeline, as
     fastgmm's model file: made in memory (zipfile seeks back in what it
     writes, which a FIFO cannot do and /dev/null does wrongly), then written
     like every other output."""
@@ -524,6 +531,16 @@ def _non_negative_float(text):
     return value
 
 
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
 def _fit_options():
     """The GaussianMixture options of `fit` and `select`."""
     parent = _Parser(add_help=False)
@@ -531,7 +548,8 @@ def _fit_options():
     group.add_argument("--max-iter", type=_int_at_least(0), default=100,
                        help="EM iterations at most (default 100)")
     group.add_argument("--tol", type=_non_negative_float, default=1e-3,
-                       help="stop when the mean log-likelihood gains less (default 1e-3)")
+                       help="stop when the mean log-likelihood (with --bayesian, the "
+                            "lower bound) gains less (default 1e-3)")
     group.add_argument("--n-init", type=_int_at_least(1), default=1,
                        help="initialisations, the best is kept (default 1)")
     group.add_argument("--init-params", choices=INIT_PARAMS, default="kmeans",
@@ -595,6 +613,42 @@ def _fit_one(X, args, n_components, covariance_type):
     return gmm
 
 
+def _bayesian_components(args, covariance_types):
+    """fit --bayesian's n_components: one number, the most components the
+    weight prior may use (-k auto, the default: DEFAULT_BAYESIAN_K)."""
+    if args.k_range is not None:
+        raise CommandError("--k-range goes with -k auto without --bayesian; with --bayesian, "
+                           "-k is the most components the fit may use")
+    if len(covariance_types) != 1:
+        raise CommandError("--bayesian fits one covariance type; give one")
+    text = args.k.strip().lower()
+    if text == "auto":
+        return DEFAULT_BAYESIAN_K
+    try:
+        n_components = int(text)
+    except ValueError:
+        raise CommandError(f"--bayesian takes one number of components, the most the fit may "
+                           f"use (such as -k {DEFAULT_BAYESIAN_K}), not {args.k!r}") from None
+    if n_components < 1:
+        raise CommandError(f"bad -k {args.k!r}: numbers of components are at least 1")
+    return n_components
+
+
+def _fit_bayesian(X, args, n_components, covariance_type):
+    model = BayesianGaussianMixture(
+        n_components=n_components, covariance_type=covariance_type,
+        weight_concentration_prior_type=args.weight_concentration_prior_type
+        or WEIGHT_PRIOR_TYPES[0],
+        weight_concentration_prior=args.weight_concentration_prior,
+        random_state=args.random_state, n_init=args.n_init, **_gmm_params(args))
+    callback = None if args.quiet else ProgressBar(desc="fit")
+    try:
+        model.fit(X, callback=callback)
+    except ValueError as error:
+        raise CommandError(_one_line(error)) from None
+    return model
+
+
 def _standardize(X, args):
     """(the fitted StandardScaler or None, the data the mixture is fitted on)."""
     if not args.standardize:
@@ -621,26 +675,54 @@ def _numbers(values, shown):
 
 def _print_model(gmm, X, elapsed, scaler=None):
     """The fitted mixture; X is the data it was fitted on (standardised
-    when `scaler` is given)."""
+    when `scaler` is given). A Bayesian mixture shows its lower bound and
+    the components it uses (weight above EFFECTIVE_WEIGHT) instead of the
+    criteria and every component."""
+    bayesian = isinstance(gmm, BayesianGaussianMixture)
     n_features = X.shape[1]
+    n_components = gmm.means_.shape[0]
     shown = min(n_features, 6)
     first = f" (first {shown} features)" if shown < n_features else ""
-    say(f"fitted {gmm.means_.shape[0]} {gmm.covariance_type} components to "
-        f"{X.shape[0]:,} rows x {n_features} features"
-        f"{', standardised,' if scaler is not None else ''} in {elapsed:.3f} s: "
-        f"{gmm.n_iter_} EM iterations, converged={gmm.converged_}")
+    where = (f"to {X.shape[0]:,} rows x {n_features} features"
+             f"{', standardised,' if scaler is not None else ''} in {elapsed:.3f} s")
+    if bayesian:
+        prior = gmm.weight_concentration_prior_
+        say(f"fitted a Bayesian mixture of at most {n_components} {gmm.covariance_type} "
+            f"components ({gmm.weight_concentration_prior_type} prior, weight concentration "
+            f"{prior:.4g}) {where}: {gmm.n_iter_} variational iterations, "
+            f"converged={gmm.converged_}")
+    else:
+        say(f"fitted {n_components} {gmm.covariance_type} components {where}: "
+            f"{gmm.n_iter_} EM iterations, converged={gmm.converged_}")
     if scaler is not None:
         say("features standardised before fitting, (x - shift) / scale; the model file "
             "keeps both and `fastgmm predict` applies them" + first + ":")
         say(f"    shift [{_numbers(scaler.mean_, shown)}]")
         say(f"    scale [{_numbers(scaler.scale_, shown)}]")
-    say(f"mean log-likelihood {gmm.score(X):.6g}, BIC {gmm.bic(X):.6g}, "
-        f"AIC {gmm.aic(X):.6g}"
-        + (" (of the standardised features)" if scaler is not None else ""))
+    units = " (of the standardised features)" if scaler is not None else ""
+    shown_components = range(n_components)
+    if bayesian:
+        used = gmm.weights_ > EFFECTIVE_WEIGHT
+        shown_components = np.flatnonzero(used)
+        say(f"effective components: {int(used.sum())} of {n_components} (weight above "
+            f"{EFFECTIVE_WEIGHT:g})")
+        # score() of a Bayesian mixture is not a log-likelihood: the bound is
+        # what its fit maximised.
+        say(f"lower bound {gmm.lower_bound_:.6g} (variational, without constant terms)"
+            + units)
+    else:
+        say(f"mean log-likelihood {gmm.score(X):.6g}, BIC {gmm.bic(X):.6g}, "
+            f"AIC {gmm.aic(X):.6g}" + units)
     say("component  weight   mean" + (" in standardised units" if scaler is not None
                                       else "") + first)
-    for k in range(gmm.means_.shape[0]):
+    for k in shown_components:
         say(f"{k:>9}  {gmm.weights_[k]:.4f}   [{_numbers(gmm.means_[k], shown)}]")
+    if bayesian and len(shown_components) < n_components:
+        unused = np.flatnonzero(~used)
+        plural = "s" if len(unused) > 1 else ""
+        say(f"{len(unused)} other component{plural}, weight{plural} below "
+            f"{EFFECTIVE_WEIGHT:g} (together {float(gmm.weights_[unused].sum()):.2g}): "
+            f"{', '.join(map(str, unused))}")
 
 
 def _fit_k_values(args, covariance_types):
@@ -664,7 +746,14 @@ def _fit_k_values(args, covariance_types):
 def cmd_fit(args):
     # Every option is checked before the data are read and the model fitted.
     covariance_types = parse_covariance_types(args.covariance_type)
-    k_values, auto = _fit_k_values(args, covariance_types)
+    if args.bayesian:
+        n_components = _bayesian_components(args, covariance_types)
+        auto = False
+    else:
+        for option in ("weight_concentration_prior", "weight_concentration_prior_type"):
+            if getattr(args, option) is not None:
+                raise CommandError(f"--{option.replace('_', '-')} goes with --bayesian")
+        k_values, auto = _fit_k_values(args, covariance_types)
     check_outputs({"DATA": args.data},
                   {"--out": args.out, "--labels": args.labels, "--proba": args.proba,
                    "--plot": args.plot}, files_only=("--out", "--plot"))
@@ -675,7 +764,9 @@ def cmd_fit(args):
     scaler, X_fit = _standardize(X, args)
 
     start = time.perf_counter()
-    if auto:
+    if args.bayesian:
+        gmm = _fit_bayesian(X_fit, args, n_components, covariance_types[0])
+    elif auto:
         gmm, table = _run_selection(X_fit, args, k_values, covariance_types,
                                     args.criterion)
         say(table)
@@ -697,9 +788,13 @@ def cmd_fit(args):
         write_proba(args.proba, gmm.predict_proba(X_fit))
         _say_written("probabilities", args.proba)
     if args.plot is not None:
+        if args.bayesian:
+            what = (f"Bayesian, {int((gmm.weights_ > EFFECTIVE_WEIGHT).sum())} of "
+                    f"{gmm.means_.shape[0]} {gmm.covariance_type} components used")
+        else:
+            what = f"K={gmm.means_.shape[0]} {gmm.covariance_type}"
         save_figure(gmm, X_fit, args.plot, standardized=scaler is not None,
-                    title=f"{os.path.basename(args.data)}: K={gmm.means_.shape[0]} "
-                          f"{gmm.covariance_type}"
+                    title=f"{os.path.basename(args.data)}: {what}"
                           f"{' (standardised)' if scaler is not None else ''}")
         say(f"figure written to {args.plot}")
     return 0
@@ -894,12 +989,15 @@ def build_parser():
 
     fit = commands.add_parser(
         "fit", parents=[fit_options], help="fit a model to DATA",
-        description="Fit a Gaussian mixture to DATA; print it; write the model, labels, "
-                    "probabilities and a figure on request.")
+        description="Fit a Gaussian mixture to DATA (with --bayesian, a variational "
+                    "Bayesian one that leaves the components it does not need unused); "
+                    "print it; write the model, labels, probabilities and a figure on "
+                    "request.")
     fit.add_argument("data", metavar="DATA")
     fit.add_argument("-k", "--n-components", dest="k", default="auto",
                      help="number of components, or 'auto' to choose it by the criterion "
-                          "among --k-range (default auto)")
+                          "among --k-range (default auto); with --bayesian, the most "
+                          f"components the fit may use (auto: {DEFAULT_BAYESIAN_K})")
     fit.add_argument("--k", dest="k", default=argparse.SUPPRESS,
                      help=argparse.SUPPRESS)             # select's spelling
     fit.add_argument("--k-range", default=None, metavar="A..B",
@@ -910,6 +1008,21 @@ def build_parser():
                              "a comma-separated list to choose among")
     fit.add_argument("--criterion", choices=CRITERIA, default="bic",
                      help="with -k auto: the criterion to minimise (default bic)")
+    bayesian = fit.add_argument_group("Bayesian mixture (BayesianGaussianMixture)")
+    bayesian.add_argument("--bayesian", action="store_true",
+                          help="fit a BayesianGaussianMixture: a Dirichlet-process prior on "
+                               "the weights lets one fit leave the components the data do "
+                               "not need with weights near 0, instead of choosing K by a "
+                               "criterion; the summary counts the components of weight "
+                               f"above {EFFECTIVE_WEIGHT:g}, and `fastgmm predict` uses the "
+                               "model file as any other")
+    bayesian.add_argument("--weight-concentration-prior", type=_positive_float, default=None,
+                          metavar="GAMMA",
+                          help="with --bayesian: the weight prior's concentration; smaller "
+                               "values leave fewer components in use (default 1/K)")
+    bayesian.add_argument("--weight-concentration-prior-type", choices=WEIGHT_PRIOR_TYPES,
+                          default=None,
+                          help="with --bayesian: the weight prior (default dirichlet_process)")
     fit.add_argument("--out", metavar="MODEL.npz", help="write the fitted model")
     fit.add_argument("--labels", metavar="FILE.csv", help="write each row's component")
     fit.add_argument("--proba", metavar="FILE.csv",
@@ -935,7 +1048,8 @@ def build_parser():
     select = commands.add_parser(
         "select", parents=[fit_options], help="choose K and the covariance type by BIC/AIC",
         description="Fit every K and covariance type, print the table of criteria and "
-                    "the best model.")
+                    "the best model (GaussianMixture only: for a Bayesian mixture, which "
+                    "chooses its components itself, use fit --bayesian).")
     select.add_argument("data", metavar="DATA")
     select.add_argument("--k-range", default=DEFAULT_K_RANGE, metavar="A..B",
                         help=f"the K to try, A..B or a list such as 2,3,5 (default "
