@@ -18,7 +18,7 @@ from PIL import Image  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 
 import fastgmm.plot as gp  # noqa: E402
-from fastgmm import GaussianMixture  # noqa: E402
+from fastgmm import BayesianGaussianMixture, GaussianMixture  # noqa: E402
 from conftest import make_mixture  # noqa: E402
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
@@ -156,6 +156,49 @@ def test_ellipses_weights_set_the_fill_opacity(fitted):
     alphas = np.array([p.get_facecolor()[3] for p in ellipse_patches(ax)])
     assert np.array_equal(np.argsort(alphas, kind="stable"),
                           np.argsort(gmm.weights_, kind="stable"))
+
+
+def _model_with_a_spread_of_weights(kind, X):
+    if kind == "bayesian":
+        # 8 components for 3 clusters: the prior leaves several near 0.
+        model = BayesianGaussianMixture(n_components=8, random_state=0).fit(X)
+        assert (model.weights_ < 0.01).sum() >= 3
+    else:
+        model = GaussianMixture(5, random_state=0).fit(X)
+    assert np.unique(model.weights_.round(6)).size == len(model.weights_)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "bayesian"])
+def test_ellipses_fade_with_weight_outline_and_centre_too(data, kind):
+    # The outline (edge) and the centre's marker fade with the weight, not
+    # only the fill: a component a Bayesian mixture leaves unused is faint.
+    X, _ = data
+    model = _model_with_a_spread_of_weights(kind, X)
+    n_std = (1, 2)
+    ax = gp.ellipses(model, X, n_std=n_std)
+    patches = ellipse_patches(ax)
+    assert len(patches) == len(model.weights_) * len(n_std)
+    order = np.argsort(model.weights_)
+    edge = np.array([p.get_edgecolor()[3] for p in patches]).reshape(-1, len(n_std))
+    fill = np.array([p.get_facecolor()[3] for p in patches]).reshape(-1, len(n_std))
+    centres = ax.collections[-1]
+    marker = centres.get_facecolors()[:, 3]
+    for alphas in (edge[:, 0], edge[:, 1], fill[:, 0], marker):
+        assert np.all(np.diff(alphas[order]) > 0), alphas[order]
+    assert edge.max() == 1.0                 # the heaviest as before
+    if kind == "bayesian":
+        unused = model.weights_ < 0.01
+        assert edge[unused].max() < 0.15 and marker[unused].max() < 0.15
+        assert fill[unused].max() < 0.05
+
+
+def test_ellipses_equal_weights_keep_opaque_outlines(data):
+    X, _ = data
+    model = GaussianMixture(3, random_state=0).fit(X)
+    model.weights_ = np.full(3, 1 / 3)
+    ax = gp.ellipses(model, X)
+    assert all(p.get_edgecolor()[3] == 1.0 for p in ellipse_patches(ax))
 
 
 def test_ellipses_points_coloured_by_predicted_label_or_given_labels(fitted, data):

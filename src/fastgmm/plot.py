@@ -13,8 +13,8 @@
 Every function draws on ``ax`` (a new figure's axes when None) and returns
 the Axes (``animate_em``: the Figure); none calls ``plt.show()``. They work
 with any estimator that has scikit-learn's GaussianMixture attributes
-(``weights_``, ``means_``, ``covariances_``, ``covariance_type``), so
-scikit-learn's own estimator can be drawn too.
+(``weights_``, ``means_``, ``covariances_``, ``covariance_type``): both of
+fastgmm's, and scikit-learn's own estimators.
 
 Scatter plots draw at most ``max_points`` rows of X (default 5000), a
 uniform random subsample drawn with a fixed seed, so that a plot of a
@@ -190,10 +190,43 @@ def _ellipse_geometry(cov2: np.ndarray) -> tuple[float, float, float]:
     return 2.0 * np.sqrt(eigenvalues[1]), 2.0 * np.sqrt(eigenvalues[0]), angle
 
 
-def _weight_alpha(weights: np.ndarray) -> np.ndarray:
-    """Fill opacity per component, growing with its weight."""
+def _relative_weights(weights) -> np.ndarray:
     weights = np.asarray(weights, dtype=np.float64)
-    return 0.08 + 0.25 * weights / max(float(weights.max()), np.finfo(float).tiny)
+    return weights / max(float(weights.max()), np.finfo(float).tiny)
+
+
+# Opacities follow the square root of each weight relative to the heaviest:
+# the components of a GaussianMixture (relative weights 0.2 to 1) keep
+# outlines of 0.45 to 1, while those a Bayesian mixture leaves unused (1e-3
+# to 1e-2 of the heaviest) fade to 0.05-0.1 (and their fills to ~0.02): they
+# sit together at the prior, so their ellipses stack, and faint ones still
+# read as faint when several are drawn on each other.
+
+
+def _weight_alpha(weights: np.ndarray) -> np.ndarray:
+    """Fill opacity per component, growing with its weight (0.33 the heaviest)."""
+    return 0.33 * np.sqrt(np.clip(_relative_weights(weights), 0.0, 1.0))
+
+
+def _edge_alpha(weights: np.ndarray) -> np.ndarray:
+    """Outline (and centre marker) opacity per component: 1 for the heaviest
+    (components of equal weight stay opaque), 0.02 at weight 0."""
+    return 0.02 + 0.98 * np.sqrt(np.clip(_relative_weights(weights), 0.0, 1.0))
+
+
+def _faded(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The RGBA rows of `colors` with the opacities `alpha`."""
+    faded = np.array(colors, dtype=np.float64)
+    faded[:, 3] = alpha
+    return faded
+
+
+def _draw_centres(ax, means2, colors, weights) -> None:
+    """A cross at each component's mean, faded as its outline."""
+    alpha = _edge_alpha(weights)
+    ax.scatter(means2[:, 0], means2[:, 1], marker="X", s=70, c=_faded(colors, alpha),
+               edgecolors=_faded(np.zeros((len(alpha), 4)), alpha), linewidths=0.8,
+               zorder=4)
 
 
 def _axis_names(gmm, features) -> list[str]:
@@ -230,13 +263,14 @@ def _point_colors(labels: np.ndarray, n_components: int) -> np.ndarray:
 def _draw_ellipses(ax, means2, cov2, weights, n_std, colors) -> list:
     patches = []
     fill_alpha = _weight_alpha(weights)
+    edge_alpha = _edge_alpha(weights)
     for k in range(len(means2)):
         width, height, angle = _ellipse_geometry(cov2[k])
         for n in n_std:
             patch = Ellipse(
                 xy=means2[k], width=n * width, height=n * height, angle=angle,
                 facecolor=(*colors[k][:3], fill_alpha[k] / len(n_std) * 1.5),
-                edgecolor=colors[k], linewidth=1.5, zorder=3,
+                edgecolor=(*colors[k][:3], edge_alpha[k]), linewidth=1.5, zorder=3,
             )
             ax.add_patch(patch)
             patches.append(patch)
@@ -263,8 +297,9 @@ def ellipses(
     curve at Mahalanobis distance n from its mean under the marginal
     covariance of the two chosen features (any covariance type; for D > 2
     this is the projection of the component onto those two features). The
-    fill grows more opaque with the component's weight and its mean is
-    marked with a cross. The points of X (at most ``max_points``, a fixed
+    fill, the outline and the cross marking the mean grow more opaque with
+    the component's weight, so the components a BayesianGaussianMixture
+    leaves unused (weights near 0) fade. The points of X (at most ``max_points``, a fixed
     random subsample) are coloured by the component that ``gmm.predict``
     assigns them, or by ``labels`` when given.
 
@@ -274,7 +309,7 @@ def ellipses(
 
     Parameters
     ----------
-    gmm : fitted GaussianMixture
+    gmm : fitted GaussianMixture or BayesianGaussianMixture
     X : array-like of shape (n_samples, n_features), default=None
         Data to scatter under the ellipses; None draws the ellipses alone.
     features : pair of int, default=(0, 1)
@@ -330,8 +365,7 @@ def ellipses(
                                   features)
     means2 = means[:, features]
     _draw_ellipses(ax, means2, cov2, gmm.weights_, n_std, colors)
-    ax.scatter(means2[:, 0], means2[:, 1], marker="X", s=70, c=colors,
-               edgecolors="black", linewidths=0.8, zorder=4)
+    _draw_centres(ax, means2, colors, gmm.weights_)
     ax.autoscale_view()
     xname, yname = _axis_names(gmm, features)
     ax.set_xlabel(xname)
@@ -426,8 +460,7 @@ def responsibilities(
     ax.scatter(shown[:, features[0]], shown[:, features[1]], s=point_size, c=point_colors,
                linewidths=0, zorder=2)
     means2 = np.asarray(gmm.means_, dtype=np.float64)[:, features]
-    ax.scatter(means2[:, 0], means2[:, 1], marker="X", s=70, c=colors,
-               edgecolors="black", linewidths=0.8, zorder=4)
+    _draw_centres(ax, means2, colors, gmm.weights_)
     xname, yname = _axis_names(gmm, features)
     ax.set_xlabel(xname)
     ax.set_ylabel(yname)
@@ -716,6 +749,7 @@ def animate_em(
         cov2 = _projected_covariances(covariances, covariance_type, n_components, features)
         means2 = np.asarray(means, dtype=np.float64)[:, features]
         fill_alpha = _weight_alpha(weights)
+        edge_alpha = _edge_alpha(weights)
         for k in range(n_components):
             width, height, angle = _ellipse_geometry(cov2[k])
             for s, n in enumerate(n_std):
@@ -725,6 +759,7 @@ def animate_em(
                 patch.set_height(n * height)
                 patch.set_angle(angle)
                 patch.set_facecolor((*colors[k][:3], fill_alpha[k] / len(n_std)))
+                patch.set_edgecolor((*colors[k][:3], edge_alpha[k]))
         centres.set_offsets(means2)
         proba = np.exp(_log_responsibilities(shown, np.asarray(weights, dtype=np.float64),
                                              np.asarray(means, dtype=np.float64),
