@@ -566,6 +566,10 @@ INTERRUPTED_FIT_SCRIPT = textwrap.dedent(
     # The C-level handler writes every signal to this pipe the moment it is
     # delivered, even while the main thread is inside a native pass without
     # the GIL; the watcher notes how many iterations had completed then.
+    # A process started in the background by a non-interactive shell inherits
+    # SIGINT ignored (the test then hung until its timeout): take Python's
+    # own handler, whatever the parent left.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
