@@ -30,7 +30,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HELPERS = ["_openmp_helpers", "_cpu", "_columns"]   # always built for the baseline
-KERNELS = ["_suffstats", "_estep"]      # built for FASTGMM_ARCH
+KERNELS = ["_suffstats", "_estep", "_kmeans"]      # built for FASTGMM_ARCH
 # FASTGMM_ARCH=dispatch on x86-64 adds these variants, each built from a
 # checked-in stub (`<kernel>_<suffix>.pyx`) that includes the kernel's source.
 # (variant, module suffix, gcc/clang flags, MSVC flags)

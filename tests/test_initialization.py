@@ -1,16 +1,26 @@
-"""The default initialisation's k-means: scikit-learn's KMeans, bit for bit, faster."""
+"""The default initialisation's k-means, in the native core, against scikit-learn's KMeans.
+
+scikit-learn's public KMeans (n_init=1, OpenMP limited to one thread so
+that its own sums have one order) is the reference: the same labels, the
+centres within 1e-10 relative in float64, the random state left where
+KMeans leaves it. The numpy steps that the draws go through are checked
+against numpy bit for bit, and every result against itself on 1 to 16
+threads.
+"""
 
 import warnings
 
 import numpy as np
 import pytest
-import sklearn
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, kmeans_plusplus as sk_kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
-from fastgmm import _initialization
-from fastgmm._initialization import kmeans
-from fastgmm._kernels._columns import column_moments
+from fastgmm import GaussianMixture, _kmeans
+from fastgmm._initialization import first_rows, kmeans, kmeans_plusplus
+from fastgmm._kernels._columns import (
+    column_moments, column_sq_devs, column_sums, cumsum_search, first_draw,
+)
 
 from conftest import make_mixture
 
@@ -53,50 +63,176 @@ def test_column_moments_rejects_what_it_cannot_reproduce(bad, error):
         column_moments(bad)
 
 
-# ------------------------------------------------------------ k-means
-
-def test_fast_kmeans_path_is_active():
-    # If this fails after a scikit-learn release, check that KMeans.fit is
-    # still the steps `_initialization.kmeans` takes, then widen
-    # KMEANS_FAST_VERSIONS (the comparisons below must pass).
-    assert _initialization._KMEANS_STEPS is not None, (
-        f"scikit-learn {sklearn.__version__} is outside KMEANS_FAST_VERSIONS "
-        f"{_initialization.KMEANS_FAST_VERSIONS} or its private k-means steps moved")
-    assert _initialization._FAST_COLUMN_MOMENTS, "numpy no longer sums axis 0 row by row"
-
-
-def _sklearn_kmeans(X, n_clusters, seed, sample_weight):
-    random_state = np.random.RandomState(seed)
-    fitted = KMeans(n_clusters=n_clusters, n_init=1, random_state=random_state).fit(
-        X, sample_weight=sample_weight)
-    return fitted.labels_, fitted.cluster_centers_, random_state.random_sample()
-
-
-def _our_kmeans(X, n_clusters, seed, sample_weight):
-    random_state = np.random.RandomState(seed)
-    labels, centers = kmeans(X, n_clusters, random_state, sample_weight)
-    return labels, centers, random_state.random_sample()
+def test_column_sweeps_block_by_block_equal_column_moments():
+    X, _ = make_mixture(1001, 5, 3, seed=3)
+    for dtype in DTYPES:
+        Xd = (X * 1e3 + 7).astype(dtype)
+        acc = np.zeros(5, dtype=dtype)
+        for start in (0, 1, 400, 777):
+            stop = {0: 1, 1: 400, 400: 777, 777: 1001}[start]
+            column_sums(Xd[start:stop], acc)
+        mean = (acc.astype(np.float64) / Xd.shape[0]).astype(dtype)
+        sq = np.zeros(5, dtype=dtype)
+        column_sq_devs(Xd[:500], mean, sq)
+        column_sq_devs(Xd[500:], mean, sq)
+        var = (sq.astype(np.float64) / Xd.shape[0]).astype(dtype)
+        expected = column_moments(Xd)
+        np.testing.assert_array_equal(mean, expected[0])
+        np.testing.assert_array_equal(var, expected[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_features, n_clusters", [(1, 3), (2, 3), (5, 1), (5, 8), (16, 4)])
+@pytest.mark.parametrize("n_rows", [1, 7, 300, 20_000])
+def test_one_feature_moments_follow_numpys_pairwise_tree(monkeypatch, dtype, n_rows):
+    # A single column: numpy sums pairwise; the blocks (shrunk here so that
+    # the recursion above them runs) must land on its tree exactly.
+    monkeypatch.setattr(_kmeans, "NUMPY_BLOCK_ROWS", 200)
+    rng = np.random.default_rng(n_rows)
+    X = (rng.normal(size=(n_rows, 1)) * 1e3 + 1e4).astype(dtype)
+    mean, var = _kmeans.mean_and_variance(X)
+    np.testing.assert_array_equal(mean, X.mean(axis=0))
+    np.testing.assert_array_equal(var, X.var(axis=0))
+    assert mean.dtype == var.dtype == dtype
+
+
+# ------------------------------------------------------------ numpy's draws
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_first_draw_is_random_state_choice(dtype):
+    rng = np.random.default_rng(5)
+    for seed in range(40):
+        n = int(rng.integers(1, 5000))
+        w = rng.uniform(0, 3, n).astype(dtype)
+        w[rng.random(n) < 0.3] = 0
+        if not w.any():
+            continue
+        u = np.random.RandomState(seed).random_sample()
+        assert first_draw(w, n, w.sum(), u) == np.random.RandomState(seed).choice(
+            n, p=w / w.sum())
+        ones = np.ones(n, dtype=dtype)
+        assert first_draw(np.empty(0, dtype=dtype), n, ones.sum(), u) == (
+            np.random.RandomState(seed).choice(n, p=ones / ones.sum()))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cumsum_search_is_searchsorted_of_cumsum(dtype):
+    rng = np.random.default_rng(6)
+    for _ in range(40):
+        n = int(rng.integers(1, 5000))
+        d = rng.exponential(size=n).astype(dtype)
+        d[rng.random(n) < 0.2] = 0
+        w = rng.uniform(0, 3, n).astype(dtype)
+        total = float((w * d).sum())
+        r = np.sort(np.concatenate([rng.uniform(size=6) * total * 1.001, [0.0]]))
+        np.testing.assert_array_equal(cumsum_search(w, d, r), np.searchsorted(np.cumsum(w * d), r))
+        np.testing.assert_array_equal(cumsum_search(np.empty(0, dtype=dtype), d, r),
+                                      np.searchsorted(np.cumsum(d), r))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 8, 129, 1000, 2**17 + 3, 2**24 + 5])
+def test_sum_of_ones_is_numpys(dtype, n):
+    # float32 sums of ones stop being exact above 2**24: the tree matters.
+    assert _kmeans._numpy_sum_of_ones(n, np.dtype(dtype).char) == np.ones(n, dtype=dtype).sum()
+
+
+# ------------------------------------------------------------ k-means
+
+def _sklearn_kmeans(X, n_clusters, seed, sample_weight):
+    random_state = np.random.RandomState(seed)
+    with threadpool_limits(1):
+        fitted = KMeans(n_clusters=n_clusters, n_init=1, random_state=random_state).fit(
+            X, sample_weight=sample_weight)
+    return fitted.labels_, fitted.cluster_centers_, random_state.random_sample()
+
+
+def _our_kmeans(X, n_clusters, seed, sample_weight, n_threads=None):
+    random_state = np.random.RandomState(seed)
+    labels, centers = kmeans(X, n_clusters, random_state, sample_weight, n_threads=n_threads)
+    return labels, centers, random_state.random_sample()
+
+
+def _weights(kind, n, rng):
+    return {
+        "none": None,
+        "positive": rng.uniform(0.1, 3.0, size=n),
+        "with zeros": rng.uniform(0.1, 3.0, size=n) * (rng.random(n) > 0.3),
+    }[kind]
+
+
+def _assert_same_kmeans(ours, theirs, dtype):
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    assert ours[1].dtype == theirs[1].dtype == dtype
+    if dtype == np.float64:
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-10,
+                                   atol=1e-10 * np.abs(theirs[1]).max())
+    else:
+        # scikit-learn sums float32 centres in float32, fastgmm in float64
+        np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-4,
+                                   atol=1e-4 * np.abs(theirs[1]).max())
+    assert ours[2] == theirs[2]     # the random state advanced alike
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_features, n_clusters", [
+    (1, 3), (2, 3), (5, 1), (5, 8), (16, 4), (16, 16), (39, 64), (9, 20),
+])
 @pytest.mark.parametrize("weighting", ["none", "positive", "with zeros"])
-def test_kmeans_equals_sklearn_bitwise(dtype, n_features, n_clusters, weighting):
+def test_kmeans_equals_sklearn(dtype, n_features, n_clusters, weighting):
+    # (2, 3): blobs2d's shape, (16, 16): mid's, (39, 64): speech's, at small N
     X, _ = make_mixture(3000, n_features, max(n_clusters, 2), dtype=dtype, seed=n_features,
                         scale=2.0)
-    rng = np.random.default_rng(1)
-    sample_weight = {
-        "none": None,
-        "positive": rng.uniform(0.1, 3.0, size=X.shape[0]),
-        "with zeros": rng.uniform(0.1, 3.0, size=X.shape[0]) * (rng.random(X.shape[0]) > 0.3),
-    }[weighting]
+    sample_weight = _weights(weighting, X.shape[0], np.random.default_rng(1))
+    for seed in range(3):
+        _assert_same_kmeans(_our_kmeans(X, n_clusters, seed, sample_weight),
+                            _sklearn_kmeans(X, n_clusters, seed, sample_weight), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kmeans_equals_sklearn_far_from_the_origin(dtype):
+    # Centring on the column means is part of the algorithm: data at 1e4
+    # with unit spread gives the same answer only if it is centred alike.
+    X, _ = make_mixture(2000, 3, 4, dtype=np.float64, seed=9)
+    X = (X + 1e4).astype(dtype)
+    for seed in range(3):
+        _assert_same_kmeans(_our_kmeans(X, 4, seed, None), _sklearn_kmeans(X, 4, seed, None),
+                            dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighting", ["none", "with zeros"])
+def test_kmeans_plusplus_equals_sklearn(dtype, weighting):
+    # The public kmeans_plusplus: no centring, the same rows chosen.
+    X, _ = make_mixture(2500, 6, 12, dtype=dtype, seed=4)
+    sample_weight = _weights(weighting, X.shape[0], np.random.default_rng(2))
     for seed in range(4):
-        ours = _our_kmeans(X, n_clusters, seed, sample_weight)
-        theirs = _sklearn_kmeans(X, n_clusters, seed, sample_weight)
-        np.testing.assert_array_equal(ours[0], theirs[0])
-        np.testing.assert_array_equal(ours[1], theirs[1])
-        assert ours[1].dtype == theirs[1].dtype
-        assert ours[2] == theirs[2]     # the random state advanced alike
+        theirs_state = np.random.RandomState(seed)
+        with threadpool_limits(1):
+            centres, indices = sk_kmeans_plusplus(X, 12, random_state=theirs_state,
+                                                  sample_weight=sample_weight)
+        ours_state = np.random.RandomState(seed)
+        our_centres, our_indices = kmeans_plusplus(X, 12, ours_state, sample_weight)
+        np.testing.assert_array_equal(our_indices, indices)
+        np.testing.assert_array_equal(our_centres, centres)
+        assert our_centres.dtype == dtype
+        assert ours_state.random_sample() == theirs_state.random_sample()
+
+
+@pytest.mark.parametrize("n_local_trials", [1, 8, 11])
+def test_kmeans_plusplus_with_more_candidates_than_marks(n_local_trials):
+    # Above MAX_MARKED_CANDIDATES (K > 1096 by default) the candidates go
+    # eight a pass and the chosen one joins by the triangle inequality.
+    X, _ = make_mixture(2000, 4, 6, seed=14)
+    theirs_state = np.random.RandomState(3)
+    with threadpool_limits(1):
+        centres, indices = sk_kmeans_plusplus(X, 6, random_state=theirs_state,
+                                              n_local_trials=n_local_trials)
+    ours_state = np.random.RandomState(3)
+    our_centres, our_indices = _kmeans.kmeans_plusplus(_kmeans.ArrayRows(X), 6, ours_state,
+                                                       n_local_trials=n_local_trials)
+    np.testing.assert_array_equal(our_indices, indices)
+    np.testing.assert_array_equal(our_centres, centres)
+    assert ours_state.random_sample() == theirs_state.random_sample()
 
 
 def test_kmeans_warns_as_sklearn_on_duplicate_points():
@@ -109,18 +245,91 @@ def test_kmeans_warns_as_sklearn_on_duplicate_points():
     np.testing.assert_array_equal(labels, expected)
 
 
-def test_kmeans_without_the_fast_path_calls_kmeans(monkeypatch):
-    X, _ = make_mixture(500, 3, 3)
-    expected = _sklearn_kmeans(X, 3, 7, None)
-    monkeypatch.setattr(_initialization, "_KMEANS_STEPS", None)
-    ours = _our_kmeans(X, 3, 7, None)
-    np.testing.assert_array_equal(ours[0], expected[0])
-    np.testing.assert_array_equal(ours[1], expected[1])
-    # A column view (not C-contiguous) takes KMeans too.
-    monkeypatch.undo()
-    view = np.asfortranarray(X)
-    ours = _our_kmeans(view, 3, 7, None)
-    np.testing.assert_array_equal(ours[0], expected[0])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_empty_clusters_are_relocated_as_sklearn(dtype, weighted):
+    # Lloyd from given centres, two of them far from every row: their
+    # clusters are empty after the first step and take the farthest rows.
+    # (Weighted: a cluster whose rows all have weight 0 is empty too.)
+    X, _ = make_mixture(600, 3, 3, dtype=dtype, seed=8)
+    init = np.concatenate([X[:3], [[100.0, 100.0, 100.0], [-90.0, 80.0, 0.0]]]).astype(dtype)
+    sample_weight = None
+    if weighted:
+        sample_weight = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0])
+        sample_weight[X[:, 0] > np.quantile(X[:, 0], 0.9)] = 0.0
+    with threadpool_limits(1):
+        ref = KMeans(n_clusters=5, init=init, n_init=1).fit(X, sample_weight=sample_weight)
+    rows = _kmeans.ArrayRows(X, sample_weight)
+    mean, variances = rows.mean_and_variance()
+    relocations = []
+    original = _kmeans._relocate_empty_clusters
+
+    def spy(*args):
+        relocations.append(np.flatnonzero(args[4] == 0))
+        return original(*args)
+
+    _kmeans._relocate_empty_clusters = spy
+    try:
+        labels, centres, _, n_iter = _kmeans.lloyd(rows, init - mean, mean,
+                                                   np.mean(variances) * _kmeans.TOL)
+    finally:
+        _kmeans._relocate_empty_clusters = original
+    assert relocations and relocations[0].size >= 1
+    np.testing.assert_array_equal(labels, ref.labels_)
+    assert n_iter == ref.n_iter_
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(centres + mean, ref.cluster_centers_, rtol=rtol,
+                               atol=rtol * np.abs(ref.cluster_centers_).max())
+
+
+def test_a_cluster_left_empty_takes_the_heaviest_row_as_sklearn_does():
+    # Every row on a centre (no distance left to relocate by): scikit-learn
+    # gives the empty clusters the heaviest cluster's row, as its loop finds it.
+    sums = np.array([[2.0, 4.0], [0.0, 0.0], [9.0, 3.0], [0.0, 0.0]])
+    weights = np.array([2.0, 0.0, 3.0, 0.0])
+    centres = _kmeans._average_centres(sums, weights, np.float64)
+    np.testing.assert_array_equal(centres, [[1.0, 2.0], [9.0, 3.0], [3.0, 1.0], [3.0, 1.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighting", ["none", "with zeros"])
+def test_kmeans_is_bitwise_the_same_on_any_number_of_threads(dtype, weighting):
+    X, _ = make_mixture(9000, 7, 6, dtype=dtype, seed=11, scale=1.5)
+    sample_weight = _weights(weighting, X.shape[0], np.random.default_rng(3))
+    expected = _our_kmeans(X, 6, 0, sample_weight, n_threads=1)
+    for n_threads in (2, 3, 5, 7, 16):
+        ours = _our_kmeans(X, 6, 0, sample_weight, n_threads=n_threads)
+        np.testing.assert_array_equal(ours[0], expected[0])
+        np.testing.assert_array_equal(ours[1], expected[1])
+        assert ours[2] == expected[2]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_fits_are_bitwise_the_same_on_any_number_of_threads(dtype, init_params):
+    X, _ = make_mixture(6000, 4, 4, dtype=dtype, seed=12, scale=2.0)
+    fitted = {}
+    for n_threads in (1, 2, 3, 5, 7, 16):
+        with threadpool_limits(n_threads, user_api="openmp"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gmm = GaussianMixture(4, init_params=init_params, random_state=0).fit(X)
+        fitted[n_threads] = gmm
+    for n_threads, gmm in fitted.items():
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            np.testing.assert_array_equal(getattr(gmm, name), getattr(fitted[1], name),
+                                          err_msg=f"{name}, {n_threads} threads")
+        assert gmm.lower_bound_ == fitted[1].lower_bound_
+        assert gmm.means_.dtype == dtype
+
+
+def test_float32_stays_float32():
+    X, _ = make_mixture(2000, 5, 4, dtype=np.float32, seed=13)
+    rows = _kmeans.ArrayRows(X, np.linspace(0.5, 1.5, X.shape[0]))
+    assert rows.weights.dtype == np.float32
+    labels, centres, counts = _kmeans.kmeans(rows, 4, np.random.RandomState(0))
+    assert labels.dtype == np.int32 and centres.dtype == np.float32
+    seeds, indices = _kmeans.kmeans_plusplus(rows, 4, np.random.RandomState(0))
+    assert seeds.dtype == np.float32
 
 
 def test_kmeans_leaves_the_input_alone():
@@ -130,3 +339,15 @@ def test_kmeans_leaves_the_input_alone():
         warnings.simplefilter("error")
         kmeans(X, 3, np.random.RandomState(0))
     np.testing.assert_array_equal(X, before)
+
+
+def test_a_column_view_gives_the_same_kmeans():
+    X, _ = make_mixture(500, 3, 3)
+    np.testing.assert_array_equal(_our_kmeans(np.asfortranarray(X), 3, 7, None)[0],
+                                  _our_kmeans(X, 3, 7, None)[0])
+
+
+def test_first_rows_of_each_cluster(monkeypatch):
+    monkeypatch.setattr(_kmeans, "NUMPY_BLOCK_ROWS", 5)
+    labels = np.array([2, 2, 0, 2, 0, 0, 3, 0, 2, 3, 3, 0], dtype=np.int32)
+    np.testing.assert_array_equal(first_rows(labels, 5), [2, -1, 0, 6, -1])

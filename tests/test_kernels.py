@@ -624,3 +624,206 @@ def test_huge_k_runs_fewer_rows_a_chunk_and_matches_reference(covariance_type, d
     assert_within(log_prob, lse, lse_scale, rtol, "log_prob")
     chosen = wlp[np.arange(N), labels]
     assert_within(chosen, wlp.max(axis=1), lse_scale, rtol, "labels")
+
+
+# ------------------------------------------------------------ k-means kernels
+#
+# lloyd_pass, kmeanspp_potentials and kmeanspp_closest against numpy in
+# float64 on the same rounded inputs: distances are scikit-learn's
+# expansion |y|^2 + |c|^2 - 2 y.c in the data's dtype, so a label or a bit
+# may differ from the exact one only where two distances agree to that
+# rounding (checked: such rows are allowed, and must be near-ties).
+
+from fastgmm._kernels._dispatch import kmeanspp_closest, kmeanspp_potentials, lloyd_pass  # noqa: E402
+from fastgmm._kernels._kmeans import MAX_MARKED_CANDIDATES, lloyd_stat_size  # noqa: E402
+from fastgmm._kmeans import reach  # noqa: E402
+
+KMEANS_SHAPES = [(1, 1, 1), (5, 2, 3), (300, 3, 5), (1000, 39, 13), (777, 7, 1),
+                 (2000, 16, 40), (257, 2, 17)]
+
+
+def _kmeans_problem(n, D, K, dtype, seed, weighted):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, D)) * 3 + 1).astype(dtype)
+    shift = X.mean(axis=0).astype(dtype)
+    centres = (rng.normal(size=(K, D)) * 3).astype(dtype)
+    w = rng.uniform(0, 2, n).astype(dtype) if weighted else np.empty(0, dtype=dtype)
+    if weighted:
+        w[rng.random(n) < 0.2] = 0
+    y = (X - shift).astype(np.float64)       # numpy rounds X - shift alike
+    dist = ((y[:, None, :] - centres[None].astype(np.float64)) ** 2).sum(axis=-1)
+    return X, shift, centres, w, y, dist
+
+
+def _scale(dtype, y, centres):
+    """Absolute rounding scale of an expanded squared distance."""
+    eps = np.finfo(dtype).eps * (y.shape[1] + 4)
+    return eps * ((y ** 2).sum(axis=1)[:, None] + (centres.astype(np.float64) ** 2).sum(axis=1))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n, D, K", KMEANS_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lloyd_pass_matches_numpy(dtype, n, D, K, weighted):
+    X, shift, centres, w, y, dist = _kmeans_problem(n, D, K, dtype, n + D + K, weighted)
+    labels = np.full(n, -1, dtype=np.int32)
+    labels[: n // 2] = 0
+    previous = labels.copy()
+    stats = np.full((3, lloyd_stat_size(K, D)), np.nan)
+    lloyd_pass(X, shift, w, centres, labels, stats, True, 1)
+    total = stats.sum(axis=0)
+    exact = dist.argmin(axis=1)
+    differ = np.flatnonzero(labels != exact)
+    gap = dist[differ, labels[differ]] - dist[differ, exact[differ]]
+    assert (gap <= 4 * _scale(dtype, y, centres)[differ, exact[differ]]).all()
+    assert len(differ) <= max(1, n // 100)
+    weights = np.ones(n) if not weighted else w.astype(np.float64)
+    assert total[0] == np.count_nonzero(labels != previous)
+    np.testing.assert_array_equal(total[1:1 + K], np.bincount(labels, minlength=K))
+    np.testing.assert_allclose(total[1 + K:1 + 2 * K],
+                               np.bincount(labels, weights, minlength=K), rtol=1e-12)
+    sums = np.zeros((K, D))
+    np.add.at(sums, labels, y * weights[:, None])
+    scale = np.zeros((K, D))
+    np.add.at(scale, labels, np.abs(y) * weights[:, None])
+    assert (np.abs(total[1 + 2 * K:].reshape(K, D) - sums) <= 1e-12 * (scale + 1)).all()
+    # without `update`: the same labels, counts, and no sums
+    again = np.full(n, -1, dtype=np.int32)
+    stats = np.full((2, lloyd_stat_size(K, D)), np.nan)
+    lloyd_pass(X, shift, w, centres, again, stats, False, 1)
+    np.testing.assert_array_equal(again, labels)
+    assert (stats.sum(axis=0)[1 + K:] == 0).all()
+
+
+def _seeded_state(X, shift, centres, w):
+    """closest and nearest after seeding with every centre, through the kernel."""
+    n, dtype = X.shape[0], X.dtype
+    closest = np.empty(n, dtype=dtype)
+    nearest = np.empty(n, dtype=np.int32)
+    sums = np.empty(2)
+    no_marks = np.empty(0, dtype=np.uint8)
+    kmeanspp_closest(X, shift, w, centres[:1], closest, nearest, 0, no_marks, 0, np.empty(0),
+                     True, sums, 1)
+    for c in range(1, centres.shape[0]):
+        kmeanspp_closest(X, shift, w, centres[c:c + 1], closest, nearest, c, no_marks, 0,
+                         reach(centres[:c], centres[c:c + 1], dtype)[:, 0], False, sums, 1)
+    return closest, nearest
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n, D, K", [(300, 3, 5), (1000, 39, 13), (2000, 16, 40), (5, 2, 3)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kmeanspp_closest_matches_numpy(dtype, n, D, K, weighted):
+    X, shift, centres, w, y, dist = _kmeans_problem(n, D, K, dtype, n + D, weighted)
+    closest = np.empty(n, dtype=dtype)
+    nearest = np.empty(n, dtype=np.int32)
+    sums = np.empty(3)
+    kmeanspp_closest(X, shift, w, centres[:1], closest, nearest, 0, np.empty(0, np.uint8), 0,
+                     np.empty(0), True, sums, 1)
+    weights = np.ones(n) if not weighted else w.astype(np.float64)
+    scale = _scale(dtype, y, centres)
+    assert (np.abs(closest - dist[:, 0]) <= scale[:, 0]).all()
+    assert (nearest == 0).all()
+    np.testing.assert_allclose(sums.sum(), (weights * closest).sum(), rtol=1e-12)
+    # Seeding with every centre (the pruned path): the nearest of them all.
+    closest, nearest = _seeded_state(X, shift, centres, w)
+    best = dist.min(axis=1)
+    assert (np.abs(closest - best) <= scale.max(axis=1)).all()
+    assert (dist[np.arange(n), nearest] - best <= 2 * scale.max(axis=1)).all()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n, D, K, M", [(300, 3, 5, 4), (1000, 39, 13, 6), (2000, 16, 40, 8),
+                                        (5, 2, 3, 1), (700, 2, 6, 3)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kmeanspp_potentials_match_numpy_and_pruning_changes_nothing(dtype, n, D, K, M,
+                                                                    weighted):
+    X, shift, centres, w, y, dist = _kmeans_problem(n, D, K + M, dtype, 3 * n + D, weighted)
+    seeds, candidates = centres[:K], np.ascontiguousarray(centres[K:])
+    closest, nearest = _seeded_state(X, shift, seeds, w)
+    weights = np.ones(n) if not weighted else w.astype(np.float64)
+    reaches = reach(seeds, candidates, dtype)
+    potentials = np.empty((3, M))
+    improve = np.full(n, 255, dtype=np.uint8)
+    kmeanspp_potentials(X, shift, w, candidates, closest, nearest, reaches.min(axis=1), improve,
+                        potentials, 1)
+    # no pruning at all (reach -1): the same bits, the same sums to rounding
+    unpruned = np.empty((3, M))
+    improve_all = np.full(n, 255, dtype=np.uint8)
+    kmeanspp_potentials(X, shift, w, candidates, closest, nearest, np.full(K, -1.0),
+                        improve_all, unpruned, 1)
+    np.testing.assert_array_equal(improve, improve_all)
+    np.testing.assert_allclose(potentials.sum(axis=0), unpruned.sum(axis=0), rtol=1e-12)
+    d = dist[:, K:]
+    expected = (weights[:, None] * np.minimum(closest.astype(np.float64)[:, None], d)).sum(axis=0)
+    tolerance = (weights[:, None] * _scale(dtype, y, centres)[:, K:]).sum(axis=0)
+    assert (np.abs(potentials.sum(axis=0) - expected) <= tolerance + 1e-12 * expected).all()
+    bits = (d < closest[:, None]) @ (1 << np.arange(M))
+    differ = np.flatnonzero(bits != improve)
+    near_tie = np.abs(d - closest[:, None]) <= _scale(dtype, y, centres)[:, K:]
+    assert near_tie[differ].any(axis=1).all()
+    # the chosen candidate joins: by its bits, or by the triangle inequality
+    best = int(np.argmin(potentials.sum(axis=0)))
+    by_bits = (closest.copy(), nearest.copy())
+    sums = np.empty(1)
+    kmeanspp_closest(X, shift, w, candidates[best:best + 1], *by_bits, K, improve, best,
+                     np.empty(0), False, sums, 1)
+    by_reach = (closest.copy(), nearest.copy())
+    kmeanspp_closest(X, shift, w, candidates[best:best + 1], *by_reach, K,
+                     np.empty(0, np.uint8), 0,
+                     np.ascontiguousarray(reaches[:, best]), False, sums, 1)
+    np.testing.assert_array_equal(by_bits[0], by_reach[0])
+    np.testing.assert_array_equal(by_bits[1], by_reach[1])
+    changed = np.flatnonzero(by_bits[1] == K)
+    np.testing.assert_array_equal(changed, np.flatnonzero(improve & (1 << best)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kmeans_kernels_bitwise_identical_across_thread_counts(dtype):
+    X, shift, centres, w, _, _ = _kmeans_problem(20_000, 9, 12, dtype, 1, True)
+    closest, nearest = _seeded_state(X, shift, centres[:8], w)
+    reaches = reach(centres[:8], centres[8:], dtype).min(axis=1)
+    outputs = []
+    for n_threads in (1, 2, 3, 7):
+        labels = np.full(X.shape[0], -1, dtype=np.int32)
+        stats = np.empty((16, lloyd_stat_size(12, 9)))
+        lloyd_pass(X, shift, w, centres, labels, stats, True, n_threads)
+        potentials = np.empty((16, 4))
+        improve = np.empty(X.shape[0], dtype=np.uint8)
+        kmeanspp_potentials(X, shift, w, np.ascontiguousarray(centres[8:]), closest, nearest,
+                            reaches, improve, potentials, n_threads)
+        outputs.append((labels, stats, potentials, improve))
+    for other in outputs[1:]:
+        for a, b in zip(outputs[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_kmeans_kernels_reject_bad_shapes():
+    X = np.zeros((10, 3))
+    shift = np.zeros(3)
+    centres = np.zeros((2, 3))
+    labels = np.zeros(10, dtype=np.int32)
+    good = np.empty((1, lloyd_stat_size(2, 3)))
+    with pytest.raises(ValueError, match="shift"):
+        lloyd_pass(X, np.zeros(2), np.empty(0), centres, labels, good, True, 1)
+    with pytest.raises(ValueError, match="sample_weight"):
+        lloyd_pass(X, shift, np.ones(3), centres, labels, good, True, 1)
+    with pytest.raises(ValueError, match="labels"):
+        lloyd_pass(X, shift, np.empty(0), centres, labels[:5], good, True, 1)
+    with pytest.raises(ValueError, match="stats"):
+        lloyd_pass(X, shift, np.empty(0), centres, labels, np.empty((1, 3)), True, 1)
+    with pytest.raises(ValueError, match="centres"):
+        lloyd_pass(X, shift, np.empty(0), np.zeros((2, 4)), labels, good, True, 1)
+    closest = np.zeros(10)
+    nearest = np.zeros(10, dtype=np.int32)
+    improve = np.zeros(10, dtype=np.uint8)
+    too_many = np.zeros((MAX_MARKED_CANDIDATES + 1, 3))
+    with pytest.raises(ValueError, match="candidates"):
+        kmeanspp_potentials(X, shift, np.empty(0), too_many, closest, nearest, np.zeros(1),
+                            improve, np.empty((1, too_many.shape[0])), 1)
+    with pytest.raises(ValueError, match="not one of the 1 seeds"):
+        kmeanspp_potentials(X, shift, np.empty(0), centres, closest, nearest + 1, np.zeros(1),
+                            improve, np.empty((1, 2)), 1)
+    with pytest.raises(ValueError, match="centre"):
+        kmeanspp_closest(X, shift, np.empty(0), centres, closest, nearest, 0,
+                         np.empty(0, np.uint8), 0, np.empty(0), True, np.empty(1), 1)

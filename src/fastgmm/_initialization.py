@@ -7,16 +7,12 @@ builds an N x K responsibility matrix, we feed the same responsibilities to
 the native pass block by block, so the initialisation never holds N x K.
 """
 
-import inspect
 import warnings
 
 import numpy as np
-import sklearn
-from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.extmath import row_norms
 
-from fastgmm._kernels._columns import column_moments
+from fastgmm import _kmeans
 from fastgmm._kernels._dispatch import em_pass
 from fastgmm._parameters import KERNEL_COV_CODE, allocate_stats, n_slots_for
 
@@ -28,105 +24,61 @@ def _block_rows(n_components):
     return max(256, RESP_BLOCK_ELEMENTS // n_components)
 
 
-# KMeans.fit (scikit-learn 1.6 to 1.9: the same code) on dense data is a few
-# private steps. Calling them directly skips what costs time and does not
-# change the result: re-validating and copying X, numpy's slow column
-# reductions on skinny arrays (the mean and the tolerance's variance; see
-# _columns.h) and `len(set(labels))` over every label (40 ms at 1M rows).
-# Outside that range of versions, or should the private functions move, we
-# call KMeans itself. tests/test_initialization.py checks both give the same
-# labels and centres bitwise, and that this path runs.
-KMEANS_FAST_VERSIONS = ((1, 6), (1, 9))
-KMEANS_MAX_ITER = 300   # KMeans' defaults, as GaussianMixture leaves them
-KMEANS_TOL = 1e-4
+def _as_rows(X, sample_weight=None):
+    """A row source for fastgmm._kmeans: an array (read in place) or a source already."""
+    if isinstance(X, np.ndarray):
+        return _kmeans.ArrayRows(X if X.flags.c_contiguous else np.ascontiguousarray(X),
+                                 sample_weight)
+    return X
 
 
-def _private_kmeans_steps():
-    """scikit-learn's private k-means steps, or None where they are not the known ones."""
-    version = tuple(int(part) for part in sklearn.__version__.split(".")[:2]
-                    if part.isdigit())
-    if not KMEANS_FAST_VERSIONS[0] <= version <= KMEANS_FAST_VERSIONS[1]:
-        return None
-    try:
-        from sklearn.cluster._kmeans import _kmeans_plusplus, _kmeans_single_lloyd
-        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-    except ImportError:
-        return None
-    expected = {
-        _kmeans_plusplus: ["X", "n_clusters", "x_squared_norms", "sample_weight",
-                           "random_state", "n_local_trials"],
-        _kmeans_single_lloyd: ["X", "sample_weight", "centers_init", "max_iter", "verbose",
-                               "tol", "n_threads"],
-    }
-    for function, names in expected.items():
-        if list(inspect.signature(function).parameters) != names:
-            return None
-    return _kmeans_plusplus, _kmeans_single_lloyd, _openmp_effective_n_threads
-
-
-def _numpy_sums_row_by_row():
-    """True when numpy's X.mean(axis=0) and X.var(axis=0) match column_moments here."""
-    probe_rng = np.random.RandomState(0)
-    for dtype in (np.float64, np.float32):
-        probe = (probe_rng.standard_normal((999, 3)) * [1e-3, 1.0, 1e6]).astype(dtype)
-        mean, var = column_moments(probe)
-        if not (np.array_equal(mean, probe.mean(axis=0))
-                and np.array_equal(var, probe.var(axis=0))):
-            return False
-    return True
-
-
-_KMEANS_STEPS = _private_kmeans_steps()
-_FAST_COLUMN_MOMENTS = _numpy_sums_row_by_row()
-
-
-def _mean_and_variance(X):
-    """(X.mean(axis=0), X.var(axis=0)), bitwise."""
-    if X.shape[1] >= 2 and _FAST_COLUMN_MOMENTS:
-        return column_moments(X)
-    return X.mean(axis=0), np.var(X, axis=0)
-
-
-def kmeans(X, n_clusters, random_state, sample_weight=None):
-    """Labels and centres of KMeans(n_clusters, n_init=1, random_state).fit(X, sample_weight).
-
-    `X` is validated (finite, C-contiguous float32/float64, at least
-    n_clusters rows); `random_state` a RandomState, which advances as KMeans
-    would advance it. Warns as KMeans does when fewer distinct clusters than
-    n_clusters come out.
-    """
-    if _KMEANS_STEPS is None or not X.flags.c_contiguous:
-        fitted = KMeans(n_clusters=n_clusters, n_init=1, random_state=random_state).fit(
-            X, sample_weight=sample_weight)
-        return fitted.labels_, fitted.cluster_centers_
-    kmeans_plusplus_step, lloyd, effective_n_threads = _KMEANS_STEPS
-    # KMeans.fit, step by step: tolerance from the data's variance, data
-    # centred on its mean, k-means++ seeds, one Lloyd run, centres moved back.
-    X_mean, variances = _mean_and_variance(X)
-    tol = np.mean(variances) * KMEANS_TOL
-    centred = np.subtract(X, X_mean)
-    if sample_weight is None:
-        weights = np.ones(X.shape[0], dtype=X.dtype)
-    else:
-        weights = np.ascontiguousarray(sample_weight, dtype=X.dtype)
-    seeds, _ = kmeans_plusplus_step(
-        centred, n_clusters, x_squared_norms=row_norms(centred, squared=True),
-        sample_weight=weights, random_state=random_state,
-    )
-    labels, _, centers, _ = lloyd(
-        centred, weights, seeds, max_iter=KMEANS_MAX_ITER, verbose=False, tol=tol,
-        n_threads=effective_n_threads(),
-    )
-    centers += X_mean
-    distinct_clusters = np.count_nonzero(np.bincount(labels, minlength=n_clusters))
+def warn_if_fewer_clusters(counts, n_clusters, stacklevel=3):
+    """KMeans' warning when fewer distinct clusters than asked for come out."""
+    distinct_clusters = int(np.count_nonzero(counts))
     if distinct_clusters < n_clusters:
         warnings.warn(
             f"Number of distinct clusters ({distinct_clusters}) found smaller than "
             f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
-    return labels, centers
+
+
+def kmeans(X, n_clusters, random_state, sample_weight=None, n_threads=None):
+    """Labels and centres of KMeans(n_clusters, n_init=1, random_state).fit(X, sample_weight).
+
+    `X` is a validated array (finite, C-contiguous float32/float64, at least
+    n_clusters rows; a memmap is read in place) or a row source of
+    fastgmm._kmeans; `random_state` a RandomState, which advances as KMeans
+    would advance it. Runs in the native core (fastgmm._kmeans). Warns as
+    KMeans does when fewer distinct clusters than n_clusters come out.
+    Labels are int32, as KMeans'.
+    """
+    labels, centres, counts = _kmeans.kmeans(_as_rows(X, sample_weight), n_clusters,
+                                             random_state, n_threads=n_threads)
+    warn_if_fewer_clusters(counts, n_clusters)
+    return labels, centres
+
+
+def kmeans_plusplus(X, n_clusters, random_state, sample_weight=None, n_threads=None):
+    """(centres, indices) of sklearn.cluster.kmeans_plusplus(X, n_clusters,
+    random_state=random_state, sample_weight=sample_weight), in the native core."""
+    return _kmeans.kmeans_plusplus(_as_rows(X, sample_weight), n_clusters, random_state,
+                                   n_threads=n_threads)
+
+
+def first_rows(labels, n_clusters):
+    """The first row of every cluster (labels >= 0; -1 for a cluster without
+    rows), NUMPY_BLOCK_ROWS labels at a time (np.unique sorts a copy of its input)."""
+    first = np.full(n_clusters, -1, dtype=np.intp)
+    for start in range(0, labels.shape[0], _kmeans.NUMPY_BLOCK_ROWS):
+        present, index = np.unique(labels[start:start + _kmeans.NUMPY_BLOCK_ROWS],
+                                   return_index=True)
+        new = first[present] < 0
+        first[present[new]] = index[new] + start
+        if np.all(first >= 0):
+            break
+    return first
 
 
 def _stats_of_given_resp(X, resp_blocks, covariance_type, centers, tied_center, n_threads,
@@ -183,13 +135,13 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
     block = _block_rows(n_components)
 
     if init_params == "kmeans":
-        labels, _ = kmeans(X, n_components, random_state, sample_weight)
+        labels, _ = kmeans(X, n_components, random_state, sample_weight, n_threads)
         # Shift each cluster by one of its own points: near its mean, and a
-        # function of the labels alone (KMeans' centres may differ in the last
-        # bit between thread counts; the labels do not).
+        # function of the labels alone.
         centers = spread.copy()
-        present, first_row = np.unique(labels, return_index=True)
-        centers[present] = X[first_row]
+        first = first_rows(labels, n_components)
+        present = np.flatnonzero(first >= 0)
+        centers[present] = X[first[present]]
         blocks = _one_hot_blocks(labels, n_components, block, dtype)
         stats = _stats_of_given_resp(X, blocks, covariance_type, centers, center, n_threads,
                                      sample_weight)
@@ -218,9 +170,7 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
             p = sample_weight / sample_weight.sum()
         indices = random_state.choice(n_samples, size=n_components, replace=False, p=p)
     else:  # "k-means++"
-        _, indices = kmeans_plusplus(
-            X, n_components, random_state=random_state, sample_weight=sample_weight
-        )
+        _, indices = kmeans_plusplus(X, n_components, random_state, sample_weight, n_threads)
     if covariance_type == "tied":
         # scikit-learn's tied covariance takes X^T X over every row, whatever
         # the responsibilities: pass all rows, one-hot on the chosen ones.

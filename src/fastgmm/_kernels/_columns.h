@@ -22,33 +22,96 @@
 
 #include <stddef.h>
 
-#define FASTGMM_DEFINE_COLUMN_MOMENTS(NAME, T)                                   \
-static void NAME(const T *restrict x, ptrdiff_t n, ptrdiff_t d,                  \
-                 T *restrict mean, T *restrict var)                              \
+/* The two sweeps of the moments, for data that comes in blocks of rows:
+ * acc[j] += x[i][j] row after row (acc starts at +0, numpy's start), and
+ * acc[j] += (x[i][j] - mean[j])^2, the square rounded to T first. */
+#define FASTGMM_DEFINE_COLUMN_SWEEPS(SUFFIX, T)                                  \
+static void fastgmm_column_sums_##SUFFIX(const T *restrict x, ptrdiff_t n,       \
+                                         ptrdiff_t d, T *restrict acc)           \
 {                                                                                \
     ptrdiff_t i, j;                                                              \
-    for (j = 0; j < d; j++) mean[j] = (T)0 + x[j];  /* numpy starts at +0 */      \
-    for (i = 1; i < n; i++) {                                                    \
+    for (i = 0; i < n; i++) {                                                    \
         const T *restrict row = x + i * d;                                       \
-        for (j = 0; j < d; j++) mean[j] += row[j];                               \
+        for (j = 0; j < d; j++) acc[j] += row[j];                                \
     }                                                                            \
-    for (j = 0; j < d; j++) mean[j] = (T)((double)mean[j] / (double)n);          \
-    for (j = 0; j < d; j++) {                                                    \
-        T e = x[j] - mean[j];                                                    \
-        var[j] = (T)0 + e * e;                                                   \
-    }                                                                            \
-    for (i = 1; i < n; i++) {                                                    \
+}                                                                                \
+static void fastgmm_column_sq_devs_##SUFFIX(const T *restrict x, ptrdiff_t n,    \
+                                            ptrdiff_t d, const T *restrict mean, \
+                                            T *restrict acc)                     \
+{                                                                                \
+    ptrdiff_t i, j;                                                              \
+    for (i = 0; i < n; i++) {                                                    \
         const T *restrict row = x + i * d;                                       \
         for (j = 0; j < d; j++) {                                                \
             T e = row[j] - mean[j];                                              \
             T sq = e * e;                                                        \
-            var[j] += sq;                                                        \
+            acc[j] += sq;                                                        \
         }                                                                        \
     }                                                                            \
+}                                                                                \
+static void fastgmm_column_moments_##SUFFIX(const T *restrict x, ptrdiff_t n,    \
+                                            ptrdiff_t d, T *restrict mean,       \
+                                            T *restrict var)                     \
+{                                                                                \
+    ptrdiff_t j;                                                                 \
+    for (j = 0; j < d; j++) mean[j] = (T)0;                                      \
+    fastgmm_column_sums_##SUFFIX(x, n, d, mean);                                 \
+    for (j = 0; j < d; j++) mean[j] = (T)((double)mean[j] / (double)n);          \
+    for (j = 0; j < d; j++) var[j] = (T)0;                                       \
+    fastgmm_column_sq_devs_##SUFFIX(x, n, d, mean, var);                         \
     for (j = 0; j < d; j++) var[j] = (T)((double)var[j] / (double)n);            \
 }
 
-FASTGMM_DEFINE_COLUMN_MOMENTS(fastgmm_column_moments_d, double)
-FASTGMM_DEFINE_COLUMN_MOMENTS(fastgmm_column_moments_f, float)
+FASTGMM_DEFINE_COLUMN_SWEEPS(d, double)
+FASTGMM_DEFINE_COLUMN_SWEEPS(f, float)
+
+/* k-means++ draws exactly as scikit-learn makes them with numpy.
+ *
+ * first_draw: RandomState.choice(n, p=w / total) for its one uniform draw
+ * u: p_i = w_i / total in T (the weights' dtype; w NULL: every weight 1),
+ * widened to double, cdf = cumsum(p) in double row after row, cdf / cdf[-1]
+ * and the first i with cdf_i / cdf[-1] > u (searchsorted, side='right').
+ * Two sweeps, no array.
+ *
+ * cumsum_search: np.searchsorted(np.cumsum(w * d), r) (side='left') for
+ * thresholds r sorted ascending: the running sum in T, each product
+ * rounded to T first, and for each r the first i with sum_i >= r (n when
+ * none). The sweep stops at the last threshold.
+ *
+ * Both must not contract a product into an add (-ffp-contract=off, as for
+ * the moments above). */
+#define FASTGMM_DEFINE_DRAWS(SUFFIX, T)                                          \
+static ptrdiff_t fastgmm_first_draw_##SUFFIX(const T *restrict w, ptrdiff_t n,   \
+                                             T total, double u)                  \
+{                                                                                \
+    const T unit = (T)1 / total;                                                 \
+    double cdf = 0.0, last;                                                      \
+    ptrdiff_t i;                                                                 \
+    for (i = 0; i < n; i++) cdf += (double)(w == NULL ? unit : (T)(w[i] / total)); \
+    last = cdf;                                                                  \
+    cdf = 0.0;                                                                   \
+    for (i = 0; i < n; i++) {                                                    \
+        cdf += (double)(w == NULL ? unit : (T)(w[i] / total));                   \
+        if (cdf / last > u) return i;                                            \
+    }                                                                            \
+    return n;                                                                    \
+}                                                                                \
+static void fastgmm_cumsum_search_##SUFFIX(const T *restrict w,                  \
+                                           const T *restrict d, ptrdiff_t n,     \
+                                           const double *restrict r, ptrdiff_t m, \
+                                           ptrdiff_t *restrict out)              \
+{                                                                                \
+    T s = (T)0;                                                                  \
+    ptrdiff_t i, k = 0;                                                          \
+    for (i = 0; i < n && k < m; i++) {                                           \
+        T term = w == NULL ? d[i] : (T)(w[i] * d[i]);                            \
+        s = s + term;                                                            \
+        while (k < m && (double)s >= r[k]) out[k++] = i;                         \
+    }                                                                            \
+    while (k < m) out[k++] = n;                                                  \
+}
+
+FASTGMM_DEFINE_DRAWS(d, double)
+FASTGMM_DEFINE_DRAWS(f, float)
 
 #endif

@@ -1,10 +1,10 @@
-"""Which build of the kernels (em_pass, estimate) this process runs.
+"""Which build of the kernels (em_pass, estimate, the k-means passes) this process runs.
 
-setup.py compiles `_suffstats` and `_estep` for FASTGMM_ARCH: "native" for a
+setup.py compiles `_suffstats`, `_estep` and `_kmeans` for FASTGMM_ARCH: "native" for a
 source install (the build machine's CPU), the baseline for "none" and
 "dispatch". Under "dispatch" (the wheels) on x86-64 it also compiles them
-for x86-64-v3 (AVX2 + FMA) as `_suffstats_x86_64_v3` and
-`_estep_x86_64_v3`. At import the fastest variant this CPU can run is
+for x86-64-v3 (AVX2 + FMA) as `_suffstats_x86_64_v3`, `_estep_x86_64_v3`
+and `_kmeans_x86_64_v3`. At import the fastest variant this CPU can run is
 chosen; the environment variable FASTGMM_KERNELS names one instead
 ("baseline", "x86-64-v3", or the name of a source build's variant, e.g.
 "native"), which the tests and benchmarks use; a name this installation
@@ -38,6 +38,7 @@ class _Variant:
         self.runnable = runnable
         self.suffstats = importlib.import_module(f"fastgmm._kernels._suffstats{suffix}")
         self.estep = importlib.import_module(f"fastgmm._kernels._estep{suffix}")
+        self.kmeans = importlib.import_module(f"fastgmm._kernels._kmeans{suffix}")
 
     def __repr__(self):
         return f"<fastgmm kernels {self.name}>"
@@ -145,3 +146,18 @@ def kernel_math(*args, **kwargs):
     """_estep.kernel_math (the kernels' exp and log) of the active variant."""
     return _active.estep.kernel_math(*args, **kwargs)
 
+
+
+def lloyd_pass(*args, **kwargs):
+    """_kmeans.lloyd_pass of the active variant."""
+    return _active.kmeans.lloyd_pass(*args, **kwargs)
+
+
+def kmeanspp_potentials(*args, **kwargs):
+    """_kmeans.kmeanspp_potentials of the active variant."""
+    return _active.kmeans.kmeanspp_potentials(*args, **kwargs)
+
+
+def kmeanspp_closest(*args, **kwargs):
+    """_kmeans.kmeanspp_closest of the active variant."""
+    return _active.kmeans.kmeanspp_closest(*args, **kwargs)

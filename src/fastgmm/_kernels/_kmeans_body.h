@@ -1,0 +1,363 @@
+/* The k-means chunk kernels for one floating type; included by _kmeans.h
+ * with FASTGMM_KM_T (double or float), FASTGMM_KM_V (its native vector
+ * type) and FASTGMM_KM_S (the name suffix, d or f) defined. No include
+ * guard: it is meant to be included once per type. */
+
+#define KT FASTGMM_KM_T
+#define KV FASTGMM_KM_V
+#define KN(name) FASTGMM_KM_GLUE(name, FASTGMM_KM_S)
+
+/* Centres in a vector: the lanes of one native vector. */
+enum { KN(fastgmm_km_lanes) = FASTGMM_KM_VBYTES / (int)sizeof(KT) };
+#define KW KN(fastgmm_km_lanes)
+#define KR FASTGMM_KM_ROWS
+
+/* The centres packed for the dot products: ct[j * kp + k] = c[k, j] with
+ * kp = K rounded up to whole vectors (the padding 0), and their squared
+ * norms cn[k] = sum_j c[k, j]^2, summed in order in T (padding 0). Every
+ * centre's norm and column are the same whatever the other centres, so a
+ * distance comes out the same in every pass. */
+static inline ptrdiff_t KN(fastgmm_km_padded)(ptrdiff_t K)
+{
+    return (K + KW - 1) / KW * KW;
+}
+
+static inline void KN(fastgmm_km_pack)(
+    ptrdiff_t K, ptrdiff_t D, const KT *__restrict__ c, KT *__restrict__ ct,
+    KT *__restrict__ cn)
+{
+    const ptrdiff_t kp = KN(fastgmm_km_padded)(K);
+    for (ptrdiff_t j = 0; j < D; j++)
+        for (ptrdiff_t k = 0; k < kp; k++) ct[j * kp + k] = k < K ? c[k * D + j] : (KT)0;
+    for (ptrdiff_t k = 0; k < kp; k++) {
+        /* padding: +inf, so that no comparison of Lloyd's step picks it */
+        KT s = k < K ? (KT)0 : (KT)INFINITY;
+        if (k < K)
+            for (ptrdiff_t j = 0; j < D; j++) s += c[k * D + j] * c[k * D + j];
+        cn[k] = s;
+    }
+}
+
+/* One block of q <= KR rows, centred: yb[r, j] = x[r_r, j] - shift[j]
+ * (rounded to T, as numpy rounds X - mean), r_r = rows[r] (rows NULL:
+ * r), and yn[r] = sum_j yb[r, j]^2: whole vectors of features summed in
+ * lanes and the lanes added by a fixed tree, then the remaining features
+ * in order (3x faster than one chain per row at D = 39); rows q..KR-1
+ * are 0. */
+static inline void KN(fastgmm_km_rows)(
+    ptrdiff_t q, ptrdiff_t D, const KT *__restrict__ X, const ptrdiff_t *__restrict__ rows,
+    const KT *__restrict__ shift, KT *__restrict__ yb, KT *__restrict__ yn)
+{
+    for (int r = 0; r < KR; r++) {
+        KT *__restrict__ y = yb + r * D;
+        if (r >= q) {
+            for (ptrdiff_t j = 0; j < D; j++) y[j] = 0;
+            yn[r] = 0;
+            continue;
+        }
+        const KT *__restrict__ x = X + (rows == NULL ? r : rows[r]) * D;
+        ptrdiff_t j = 0;
+        KT s = 0;
+#ifdef FASTGMM_VECTOR_TYPES
+        KV acc = {0};
+        for (; j + KW <= D; j += KW) {
+            KV xv, sv;
+            __builtin_memcpy(&xv, x + j, sizeof(KV));
+            __builtin_memcpy(&sv, shift + j, sizeof(KV));
+            const KV yv = xv - sv;
+            __builtin_memcpy(y + j, &yv, sizeof(KV));
+            acc += yv * yv;
+        }
+        s = FASTGMM_KM_HSUM(acc);
+#endif
+        for (; j < D; j++) {
+            y[j] = x[j] - shift[j];
+            s += y[j] * y[j];
+        }
+        yn[r] = s;
+    }
+}
+
+/* dots[r * kp + k] = sum_j yb[r, j] ct[j, k] for R rows from r0 and V
+ * vectors of centres from k0: a register tile whose R x V accumulators
+ * (8: enough chains to cover the multiply-add's latency) stay in
+ * registers across all features, each loaded vector of centres feeding R
+ * chains and each row's coordinate broadcast to V. Every lane is its own
+ * chain over j in order, so a centre's dot product does not depend on the
+ * lane it sits in, nor on the other centres. */
+static FASTGMM_ALWAYS_INLINE void KN(fastgmm_km_tile)(
+    const int R, const int V, ptrdiff_t D, ptrdiff_t kp, int r0, ptrdiff_t k0,
+    const KT *__restrict__ yb, const KT *__restrict__ ct, KT *__restrict__ dots)
+{
+#ifdef FASTGMM_VECTOR_TYPES
+    KV a[8][2];
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++) {
+        a[r][0] = (KV){0};
+        a[r][1] = (KV){0};
+    }
+    for (ptrdiff_t j = 0; j < D; j++) {
+        KV c[2];
+        _Pragma("GCC unroll 2")
+        for (int v = 0; v < V; v++) {
+            __builtin_memcpy(&c[v], ct + j * kp + k0 + v * KW, sizeof(KV));
+            FASTGMM_IN_REGISTER(c[v]);
+        }
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            const KT y = yb[(r0 + r) * D + j];
+            _Pragma("GCC unroll 2")
+            for (int v = 0; v < V; v++) a[r][v] += y * c[v];
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++) {
+        _Pragma("GCC unroll 2")
+        for (int v = 0; v < V; v++)
+            __builtin_memcpy(dots + (r0 + r) * kp + k0 + v * KW, &a[r][v], sizeof(KV));
+    }
+#else
+    for (int r = r0; r < r0 + R; r++)
+        for (ptrdiff_t k = k0; k < k0 + V * KW; k++) {
+            KT s = 0;
+            for (ptrdiff_t j = 0; j < D; j++) s += yb[r * D + j] * ct[j * kp + k];
+            dots[r * kp + k] = s;
+        }
+#endif
+}
+
+/* The dot products of a block's KR = 8 rows with every (padded) centre:
+ * tiles of 4 rows by 2 vectors, then 8 rows by the last vector. */
+static inline void KN(fastgmm_km_dots)(
+    ptrdiff_t D, ptrdiff_t kp, const KT *__restrict__ yb, const KT *__restrict__ ct,
+    KT *__restrict__ dots)
+{
+    ptrdiff_t k0 = 0;
+    for (; k0 + 2 * KW <= kp; k0 += 2 * KW) {
+        KN(fastgmm_km_tile)(4, 2, D, kp, 0, k0, yb, ct, dots);
+        KN(fastgmm_km_tile)(4, 2, D, kp, 4, k0, yb, ct, dots);
+    }
+    if (k0 < kp) KN(fastgmm_km_tile)(8, 1, D, kp, 0, k0, yb, ct, dots);
+}
+
+/* |y - c|^2 from |y|^2, |c|^2 and y.c: (|y|^2 + |c|^2) - 2 y.c, at least 0
+ * (scikit-learn's expansion; no multiply, so no contraction can change it
+ * between passes). */
+static FASTGMM_ALWAYS_INLINE KT KN(fastgmm_km_dist)(KT yn, KT cn, KT dot)
+{
+    const KT d = (yn + cn) - (dot + dot);
+    return d > 0 ? d : (KT)0;
+}
+
+/* The first k of smallest |c_k|^2 - 2 y.c_k over the K centres, for one
+ * row's dot products dr (kp of them). With vector types: the running
+ * minimum of every lane (strict <, so each lane keeps its first), then the
+ * smallest of the lanes, the lowest centre among equals: the same k as a
+ * scan in order. Padding lanes have |c|^2 = +inf and never win. */
+static inline int32_t KN(fastgmm_km_argmin)(
+    ptrdiff_t K, ptrdiff_t kp, const KT *__restrict__ cn, const KT *__restrict__ dr)
+{
+#ifdef FASTGMM_VECTOR_TYPES
+    if (kp > KW) {
+        typedef FASTGMM_KM_VI VI;
+        KV best, c, d;
+        VI idx, at, step;
+        __builtin_memcpy(&c, cn, sizeof(KV));
+        __builtin_memcpy(&d, dr, sizeof(KV));
+        best = c - (d + d);
+        for (int l = 0; l < KW; l++) idx[l] = l;
+        at = idx;
+        for (int l = 0; l < KW; l++) step[l] = KW;
+        for (ptrdiff_t k0 = KW; k0 < kp; k0 += KW) {
+            __builtin_memcpy(&c, cn + k0, sizeof(KV));
+            __builtin_memcpy(&d, dr + k0, sizeof(KV));
+            const KV s = c - (d + d);
+            at += step;
+            const VI less = (VI)(s < best);
+            best = (KV)(((VI)s & less) | ((VI)best & ~less));
+            idx = (at & less) | (idx & ~less);
+        }
+        KT v = best[0];
+        FASTGMM_KM_I k = idx[0];
+        for (int l = 1; l < KW; l++) {
+            const int take = best[l] < v || (best[l] == v && idx[l] < k);
+            v = take ? best[l] : v;
+            k = take ? idx[l] : k;
+        }
+        return (int32_t)k;
+    }
+#endif
+    KT best = cn[0] - (dr[0] + dr[0]);
+    int32_t label = 0;
+    for (ptrdiff_t k = 1; k < K; k++) {
+        const KT s = cn[k] - (dr[k] + dr[k]);
+        label = s < best ? (int32_t)k : label;
+        best = s < best ? s : best;
+    }
+    return label;
+}
+
+/* labels[i] = the first k of smallest |c_k|^2 - 2 y_i.c_k (that is, of
+ * smallest |y_i - c_k|^2; ties to the lower k), for the n rows of X.
+ * ct, cn: from pack. yb: KR x D, dots: KR x kp scratch. */
+static inline void KN(fastgmm_km_nearest_chunk)(
+    ptrdiff_t n, ptrdiff_t D, ptrdiff_t K, const KT *__restrict__ X,
+    const KT *__restrict__ shift, const KT *__restrict__ ct, const KT *__restrict__ cn,
+    KT *__restrict__ yb, KT *__restrict__ dots, int32_t *__restrict__ labels)
+{
+    const ptrdiff_t kp = KN(fastgmm_km_padded)(K);
+    KT yn[KR];
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += KR) {
+        const ptrdiff_t q = n - i0 < KR ? n - i0 : KR;
+        KN(fastgmm_km_rows)(q, D, X + i0 * D, NULL, shift, yb, yn);
+        KN(fastgmm_km_dots)(D, kp, yb, ct, dots);
+        for (ptrdiff_t r = 0; r < q; r++)
+            labels[i0 + r] = KN(fastgmm_km_argmin)(K, kp, cn, dots + r * kp);
+    }
+}
+
+/* k-means++ potentials of M <= 8 candidates c_m over a chunk:
+ *   pot[m] += sum_i w_i min(closest_i, |y_i - c_m|^2)        (w NULL: ones)
+ * and improve[i] = the bits m with |y_i - c_m|^2 < closest_i.
+ *
+ * closest_i is the squared distance of y_i to its nearest seed,
+ * seed nearest[i]. By the triangle inequality a candidate can come nearer
+ * than that seed only if |c_m - seed| < 2 |y_i - seed|; reach[a] is that
+ * bound for the nearest candidate, less the rounding (fastgmm._kmeans.reach),
+ * so a row with closest_i <= reach[nearest[i]] adds w_i closest_i to every
+ * potential, gets no bit, and its x is never read: as if computed. The other rows go
+ * through the dot products KR at a time. Sums in double; the order is
+ * fixed by the data. ct, cn: the candidates packed; rows: scratch of n;
+ * yb, dots: as for nearest_chunk. */
+static inline void KN(fastgmm_km_potentials_chunk)(
+    ptrdiff_t n, ptrdiff_t D, ptrdiff_t M, const KT *__restrict__ X,
+    const KT *__restrict__ shift, const KT *__restrict__ ct, const KT *__restrict__ cn,
+    const KT *__restrict__ w, const KT *__restrict__ closest,
+    const int32_t *__restrict__ nearest, const double *__restrict__ reach,
+    ptrdiff_t *__restrict__ rows, KT *__restrict__ yb, KT *__restrict__ dots,
+    uint8_t *__restrict__ improve, double *__restrict__ pot)
+{
+    const ptrdiff_t kp = KN(fastgmm_km_padded)(M);
+    double base[4] = {0, 0, 0, 0};
+    double sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    ptrdiff_t m = 0;
+    KT yn[KR];
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const double cl = (double)closest[i];
+        if (reach[nearest[i]] < cl) {
+            rows[m++] = i;
+        } else {
+            base[i & 3] += (w == NULL ? 1.0 : (double)w[i]) * cl;
+            improve[i] = 0;
+        }
+    }
+    const double skipped = (base[0] + base[1]) + (base[2] + base[3]);
+    for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
+        const ptrdiff_t q = m - p0 < KR ? m - p0 : KR;
+        KN(fastgmm_km_rows)(q, D, X, rows + p0, shift, yb, yn);
+        KN(fastgmm_km_dots)(D, kp, yb, ct, dots);
+        for (ptrdiff_t r = 0; r < q; r++) {
+            const ptrdiff_t i = rows[p0 + r];
+            const KT cl = closest[i];
+            const double wi = w == NULL ? 1.0 : (double)w[i];
+            /* the distances over whole vectors (vectorises), then the sums */
+            KT d[8 > KW ? 8 : KW];
+            for (int c = 0; c < (8 > KW ? 8 : KW); c++)
+                d[c] = c < kp ? KN(fastgmm_km_dist)(yn[r], cn[c], dots[r * kp + c]) : cl;
+            unsigned bits = 0;
+            for (ptrdiff_t c = 0; c < M; c++) {
+                const int nearer = d[c] < cl;
+                sums[c] += wi * (double)(nearer ? d[c] : cl);
+                bits |= nearer ? 1u << c : 0u;
+            }
+            improve[i] = (uint8_t)bits;
+        }
+    }
+    for (ptrdiff_t c = 0; c < M; c++) pot[c] += skipped + sums[c];
+}
+
+/* The seed `label` (at c, packed in ct and cn as one centre) joins:
+ * closest_i = |y_i - c|^2 and nearest[i] = label for the rows it is nearer
+ * to than their seed. With improve (not NULL) those are the rows with
+ * `bit` set (found by potentials_chunk with the same arithmetic); else the
+ * rows that the triangle inequality cannot rule out (reach as above, for
+ * c alone) and whose distance turns out smaller. init: every row, and
+ * *pot += sum_i w_i closest_i. rows, yb, dots: scratch as above. */
+static inline void KN(fastgmm_km_closest_chunk)(
+    ptrdiff_t n, ptrdiff_t D, const KT *__restrict__ X, const KT *__restrict__ shift,
+    const KT *__restrict__ ct, const KT *__restrict__ cn, const KT *__restrict__ w,
+    int init, int32_t label, const uint8_t *__restrict__ improve, unsigned bit,
+    const double *__restrict__ reach, KT *__restrict__ closest,
+    int32_t *__restrict__ nearest, ptrdiff_t *__restrict__ rows, KT *__restrict__ yb,
+    KT *__restrict__ dots, double *__restrict__ pot)
+{
+    const ptrdiff_t kp = KW;
+    ptrdiff_t m = 0;
+    double sum = 0;
+    KT yn[KR];
+    if (init) {
+        for (ptrdiff_t i = 0; i < n; i++) rows[m++] = i;
+    } else if (improve != NULL) {
+        for (ptrdiff_t i = 0; i < n; i++)
+            if (improve[i] & bit) rows[m++] = i;
+    } else {
+        for (ptrdiff_t i = 0; i < n; i++)
+            if (reach[nearest[i]] < (double)closest[i]) rows[m++] = i;
+    }
+    for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
+        const ptrdiff_t q = m - p0 < KR ? m - p0 : KR;
+        KN(fastgmm_km_rows)(q, D, X, rows + p0, shift, yb, yn);
+        KN(fastgmm_km_tile)(8, 1, D, kp, 0, 0, yb, ct, dots);
+        for (ptrdiff_t r = 0; r < q; r++) {
+            const ptrdiff_t i = rows[p0 + r];
+            const KT d = KN(fastgmm_km_dist)(yn[r], cn[0], dots[r * kp]);
+            if (init || d < closest[i]) {
+                closest[i] = d;
+                nearest[i] = label;
+            }
+            if (init) sum += (w == NULL ? 1.0 : (double)w[i]) * (double)d;
+        }
+    }
+    if (init) *pot += sum;
+}
+
+/* One chunk's share of a Lloyd step, given its new labels `fresh`:
+ * stat = [changes, counts (K), weights (K), sums (K x D)] in double, with
+ * changes += the rows whose label differs from labels[i] (then overwritten
+ * by fresh[i]), counts[k] += rows labelled k and, with `update`,
+ * weights[k] += w_i and sums[k, :] += w_i y_i (w NULL: ones). */
+static inline void KN(fastgmm_km_lloyd_sums_chunk)(
+    ptrdiff_t n, ptrdiff_t D, ptrdiff_t K, const KT *__restrict__ X,
+    const KT *__restrict__ shift, const KT *__restrict__ w,
+    const int32_t *__restrict__ fresh, int32_t *__restrict__ labels, int update,
+    double *__restrict__ stat)
+{
+    double *__restrict__ counts = stat + 1;
+    double *__restrict__ weights = counts + K;
+    double *__restrict__ sums = weights + K;
+    ptrdiff_t changes = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const int32_t k = fresh[i];
+        changes += labels[i] != k;
+        labels[i] = k;
+        counts[k] += 1.0;
+        if (!update) continue;
+        const KT *__restrict__ x = X + i * D;
+        double *__restrict__ s = sums + (ptrdiff_t)k * D;
+        if (w == NULL) {
+            weights[k] += 1.0;
+            for (ptrdiff_t j = 0; j < D; j++) s[j] += (double)(KT)(x[j] - shift[j]);
+        } else {
+            const double wi = (double)w[i];
+            weights[k] += wi;
+            for (ptrdiff_t j = 0; j < D; j++) s[j] += wi * (double)(KT)(x[j] - shift[j]);
+        }
+    }
+    stat[0] += (double)changes;
+}
+
+#undef KW
+#undef KR
+#undef KT
+#undef KV
+#undef KN
