@@ -50,12 +50,10 @@ from fastgmm._data import (
     Workspace,
     estimate_rows,
     is_dask_array,
-    is_memory_mapped,
     validate_sample_weight,
 )
 from fastgmm._reliability import (
     DegenerateRecovery,
-    LargeMemoryWarning,
     check_on_degenerate,
     warn_if_large,
 )
@@ -251,11 +249,12 @@ class BaseMixture(DensityMixin, BaseEstimator):
 
         Notes
         -----
-        init_params 'random_from_data' and 'random' make the same random
-        draws as ``fit``; 'kmeans' and 'k-means++' need the whole data and
-        raise a ValueError here: pass weights_init, means_init and
-        precisions_init instead (GaussianMixture; for example from a k-means
-        on a sample).
+        Every init_params makes the same random draws as ``fit`` on the
+        concatenated batches. 'kmeans' and 'k-means++' run over the batches
+        too: k-means++ takes up to three passes per component (to fetch
+        its candidates, for their potentials, and over the rows the chosen
+        one comes nearer to), Lloyd one per iteration; besides one batch
+        they keep 9 to 13 bytes a row (distances, labels).
 
         Returns
         -------
@@ -280,7 +279,6 @@ class BaseMixture(DensityMixin, BaseEstimator):
     def _fit(self, X, sample_weight, return_labels, callback=None, on_degenerate="raise"):
         if is_dask_array(X):
             return self._fit_dask(X, sample_weight, return_labels, callback, on_degenerate)
-        self._warn_if_memmap_is_loaded(X)
         X = validate_data(
             self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
         )
@@ -302,38 +300,6 @@ class BaseMixture(DensityMixin, BaseEstimator):
         estimate_rows(X, self._kernel_params(params, X.dtype), self.covariance_type,
                       n_threads_for(n_samples), labels=labels)
         return labels
-
-    # Initialisations that hold all of X (and temporaries of its size) in
-    # memory, and the size of a memory-mapped X above which a fit warns first.
-    _IN_MEMORY_INITS = ("kmeans", "k-means++")
-    _MEMMAP_WARNING_BYTES = 64 * 2**20
-
-    def _initial_parameters_given(self):
-        """Whether the user gave every initial parameter (no initialisation runs)."""
-        return False
-
-    def _warn_if_memmap_is_loaded(self, X):
-        """Warn before an initialisation reads a memory-mapped X into memory.
-
-        EM itself streams through a memmap, but 'kmeans' and 'k-means++' run
-        on the whole array (k-means centres a copy of it): a file larger than
-        memory would end in an out-of-memory kill, with no word of why.
-        """
-        if (self.init_params not in self._IN_MEMORY_INITS or not is_memory_mapped(X)
-                or X.nbytes <= self._MEMMAP_WARNING_BYTES):
-            return
-        if self.warm_start and hasattr(self, "converged_") or self._initial_parameters_given():
-            return      # every initial parameter given: no initialisation runs
-        warnings.warn(
-            f"X is memory-mapped ({X.nbytes / 2**20:.1f} MiB), and "
-            f"init_params={self.init_params!r} needs all of it in memory (k-means "
-            "works on a centred copy). For data larger than memory use "
-            "init_params='random_from_data' or 'random', which stream through the "
-            "file, or pass weights_init, means_init and precisions_init (for "
-            "example from a k-means on a sample of the rows).",
-            LargeMemoryWarning,
-            stacklevel=6,    # fit, via _fit_context, _fit_or_restore, _fit
-        )
 
     def _fit_dask(self, X, sample_weight, return_labels, callback, on_degenerate):
         """fit on a Dask array: one Dask graph per EM iteration (see fastgmm._dask)."""

@@ -9,11 +9,11 @@ same initialisation (to rounding: the sums are grouped by batch).
 import numpy as np
 from sklearn.utils import check_array
 
+from fastgmm import _kmeans
 from fastgmm._data import blocked_moments
-from fastgmm._initialization import _one_hot_blocks, _stats_of_given_resp
-
-# Initialisations that need the whole data set at once (k-means).
-_IN_MEMORY_INITS = ("kmeans", "k-means++")
+from fastgmm._initialization import (
+    _block_rows, _one_hot_blocks, _stats_of_given_resp, first_rows, kmeans, kmeans_plusplus,
+)
 
 
 class BatchData:
@@ -103,14 +103,8 @@ class BatchData:
     def initial_statistics(self, init_params, n_components, random_state, covariance_type,
                            n_threads):
         """As `_initialization.initial_statistics` on the concatenated batches,
-        with the same random draws, for the initialisations that can stream."""
-        if init_params in _IN_MEMORY_INITS:
-            raise ValueError(
-                f"init_params={init_params!r} needs all the data in memory. For a fit "
-                "over batches use init_params='random_from_data' or 'random', or give "
-                "weights_init, means_init and precisions_init (for example from a "
-                "k-means on a sample)."
-            )
+        with the same random draws (k-means and k-means++ pass over the
+        batches, fastgmm._kmeans)."""
         dtype = self.dtype
         spread = np.ascontiguousarray(
             np.broadcast_to(self.center, (n_components, self.n_features))
@@ -128,7 +122,27 @@ class BatchData:
             stats = self._sum_blocks(blocks(), covariance_type, spread, self.center, n_threads)
             return stats, spread, self.center
 
-        indices = random_state.choice(self.n_samples, size=n_components, replace=False)
+        if init_params == "kmeans":
+            rows = self._kmeans_rows()
+            labels, _ = kmeans(rows, n_components, random_state, n_threads=n_threads)
+            first = first_rows(labels, n_components)
+            present = np.flatnonzero(first >= 0)
+            centers = spread.copy()
+            centers[present] = rows.take(first[present])
+            block = _block_rows(n_components)
+            total = None
+            for start, batch in self._row_blocks():
+                resp_blocks = _one_hot_blocks(labels[start : start + batch.shape[0]],
+                                              n_components, block, dtype)
+                part = _stats_of_given_resp(batch, resp_blocks, covariance_type, centers,
+                                            self.center, n_threads)
+                total = part if total is None else total + part
+            return total, centers, self.center
+        if init_params == "k-means++":
+            _, indices = kmeans_plusplus(self._kmeans_rows(), n_components, random_state,
+                                         n_threads=n_threads)
+        else:
+            indices = random_state.choice(self.n_samples, size=n_components, replace=False)
         if covariance_type == "tied":
             labels = np.full(self.n_samples, -1, dtype=np.intp)
             labels[indices] = np.arange(n_components)
@@ -151,6 +165,11 @@ class BatchData:
         stats = _stats_of_given_resp(rows, [(0, n_components, resp)], covariance_type, rows,
                                      self.center, n_threads)
         return stats, rows, self.center
+
+    def _kmeans_rows(self):
+        """The batches as a row source for fastgmm._kmeans."""
+        return _kmeans.BlockRows(lambda: (batch for batch, _ in self.passes()),
+                                 self.n_samples, self.n_features, self.dtype)
 
     @staticmethod
     def _sum_blocks(blocks, covariance_type, centers, tied_center, n_threads):

@@ -151,17 +151,6 @@ class InMemoryData:
         return blocked_moments(self.passes, self.n_features, full)
 
 
-def is_memory_mapped(X):
-    """Whether X is a numpy.memmap or a view of one (or of an mmap.mmap)."""
-    import mmap
-
-    while isinstance(X, np.ndarray):
-        if isinstance(X, np.memmap):
-            return True
-        X = X.base
-    return isinstance(X, mmap.mmap)
-
-
 def is_dask_array(X):
     """Whether X is a dask.array.Array, without importing dask: if dask.array
     was never imported, X cannot be one."""

@@ -34,7 +34,6 @@ from fastgmm._data import (  # noqa: F401
     Workspace as _Workspace,
     estimate_rows as _estimate,
     fit_weights,
-    is_memory_mapped as _is_memory_mapped,
     validate_sample_weight as _validate_sample_weight,
 )
 from fastgmm._threads import blas_single_threaded, n_threads_for
@@ -295,10 +294,6 @@ class GaussianMixture(BaseMixture):
         cov = P.add_to_variances(self.covariances_, self.covariance_type, -self.reg_covar)
         return (np.asarray(self.weights_, dtype=np.float64),
                 np.asarray(self.means_, dtype=np.float64), cov)
-
-    def _initial_parameters_given(self):
-        return all(p is not None
-                   for p in (self.weights_init, self.means_init, self.precisions_init))
 
     def _prepare_fit(self, data):
         return self._check_user_init(data.n_features)
