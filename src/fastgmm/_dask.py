@@ -17,7 +17,7 @@ Initialisation (see docs/distributed.md):
 - data of at most `sample_rows(...)` rows is fetched to the client and
   initialised exactly as in memory (the same draws from random_state);
 - larger data is never pulled to the client: 'kmeans' and 'k-means++' run
-  on a uniform sample of rows, 'random_from_data' draws its rows from
+  (fastgmm's native k-means, as in memory) on a uniform sample of rows, 'random_from_data' draws its rows from
   blocks, 'random' draws uniform responsibilities block by block from
   per-block random streams. These draws cannot be scikit-learn's (those
   need the whole data in order), so the starting point differs from the
@@ -29,12 +29,11 @@ import math
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.cluster import kmeans_plusplus
 from sklearn.metrics import pairwise_distances_argmin
 
 from fastgmm import _parameters as P
 from fastgmm._data import InMemoryData
-from fastgmm._initialization import _block_rows, _stats_of_given_resp, kmeans
+from fastgmm._initialization import _block_rows, _stats_of_given_resp, kmeans, kmeans_plusplus
 from fastgmm._kernels._dispatch import em_pass, estimate
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 from fastgmm._kernels._suffstats import stat_size
@@ -459,7 +458,7 @@ class DaskData:
             sample_mean = rows.mean(axis=0, dtype=np.float64).astype(dtype)
             return self._statistics(spec(rule, centers, sample_mean)), centers, sample_mean
         if init_params == "k-means++":
-            _, chosen = kmeans_plusplus(rows, n_components, random_state=random_state)
+            _, chosen = kmeans_plusplus(rows, n_components, random_state)
         else:  # random_from_data: the first n_components distinct rows of a shuffled draw
             order = random_state.permutation(indices.shape[0])
             _, first = np.unique(indices[order], return_index=True)
