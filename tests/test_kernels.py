@@ -745,14 +745,19 @@ def test_kmeanspp_potentials_match_numpy_and_pruning_changes_nothing(dtype, n, D
     reaches = reach(seeds, candidates, dtype)
     potentials = np.empty((3, M))
     improve = np.full(n, 255, dtype=np.uint8)
+    marked = np.empty((3, M))
     kmeanspp_potentials(X, shift, w, candidates, closest, nearest, reaches.min(axis=1), improve,
-                        potentials, 1)
+                        potentials, marked, 1)
     # no pruning at all (reach -1): the same bits, the same sums to rounding
     unpruned = np.empty((3, M))
     improve_all = np.full(n, 255, dtype=np.uint8)
+    marked_all = np.empty((3, M))
     kmeanspp_potentials(X, shift, w, candidates, closest, nearest, np.full(K, -1.0),
-                        improve_all, unpruned, 1)
+                        improve_all, unpruned, marked_all, 1)
     np.testing.assert_array_equal(improve, improve_all)
+    np.testing.assert_array_equal(marked.sum(axis=0), marked_all.sum(axis=0))
+    np.testing.assert_array_equal(marked.sum(axis=0),
+                                  [np.count_nonzero(improve & (1 << m)) for m in range(M)])
     np.testing.assert_allclose(potentials.sum(axis=0), unpruned.sum(axis=0), rtol=1e-12)
     d = dist[:, K:]
     expected = (weights[:, None] * np.minimum(closest.astype(np.float64)[:, None], d)).sum(axis=0)
@@ -789,10 +794,11 @@ def test_kmeans_kernels_bitwise_identical_across_thread_counts(dtype):
         stats = np.empty((16, lloyd_stat_size(12, 9)))
         lloyd_pass(X, shift, w, centres, labels, stats, True, n_threads)
         potentials = np.empty((16, 4))
+        marked = np.empty((16, 4))
         improve = np.empty(X.shape[0], dtype=np.uint8)
         kmeanspp_potentials(X, shift, w, np.ascontiguousarray(centres[8:]), closest, nearest,
-                            reaches, improve, potentials, n_threads)
-        outputs.append((labels, stats, potentials, improve))
+                            reaches, improve, potentials, marked, n_threads)
+        outputs.append((labels, stats, potentials, marked, improve))
     for other in outputs[1:]:
         for a, b in zip(outputs[0], other):
             np.testing.assert_array_equal(a, b)
@@ -820,10 +826,39 @@ def test_kmeans_kernels_reject_bad_shapes():
     too_many = np.zeros((MAX_MARKED_CANDIDATES + 1, 3))
     with pytest.raises(ValueError, match="candidates"):
         kmeanspp_potentials(X, shift, np.empty(0), too_many, closest, nearest, np.zeros(1),
-                            improve, np.empty((1, too_many.shape[0])), 1)
+                            improve, np.empty((1, too_many.shape[0])),
+                            np.empty((1, too_many.shape[0])), 1)
     with pytest.raises(ValueError, match="not one of the 1 seeds"):
         kmeanspp_potentials(X, shift, np.empty(0), centres, closest, nearest + 1, np.zeros(1),
-                            improve, np.empty((1, 2)), 1)
+                            improve, np.empty((1, 2)), np.empty((1, 2)), 1)
+    with pytest.raises(ValueError, match="marked"):
+        kmeanspp_potentials(X, shift, np.empty(0), centres, closest, nearest, np.zeros(1),
+                            improve, np.empty((1, 2)), np.empty((2, 2)), 1)
     with pytest.raises(ValueError, match="centre"):
         kmeanspp_closest(X, shift, np.empty(0), centres, closest, nearest, 0,
                          np.empty(0, np.uint8), 0, np.empty(0), True, np.empty(1), 1)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("D", [1, 3, D_TILED, D_BLAS])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_label_statistics_equal_em_pass_given_one_hot_rows(dtype, covariance_type, D, weighted):
+    # stats_of_labels (label_statistics) against em_pass on the one-hot
+    # responsibilities it replaces; -1 labels (no responsibility) included.
+    from fastgmm._initialization import _one_hot_blocks, _stats_of_given_resp, stats_of_labels
+
+    rng = np.random.default_rng(D + 7 * weighted)
+    n, K = 1500, 5
+    X = (rng.normal(size=(n, D)) * 2 + 3).astype(dtype)
+    labels = rng.integers(-1, K, size=n).astype(np.int32)
+    centers = (rng.normal(size=(K, D)) + 3).astype(dtype)
+    tied_center = X.mean(axis=0).astype(dtype)
+    weights = rng.uniform(0, 2, n) if weighted else None
+    ours = stats_of_labels(X, labels, covariance_type, centers, tied_center, 1, weights)
+    expected = _stats_of_given_resp(X, _one_hot_blocks(labels, K, 256, dtype), covariance_type,
+                                    centers, tied_center, 1, weights)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(ours, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
+    again = stats_of_labels(X, labels, covariance_type, centers, tied_center, 3, weights)
+    np.testing.assert_array_equal(again, ours)

@@ -12,7 +12,7 @@ from sklearn.utils import check_array
 from fastgmm import _kmeans
 from fastgmm._data import blocked_moments
 from fastgmm._initialization import (
-    _block_rows, _one_hot_blocks, _stats_of_given_resp, first_rows, kmeans, kmeans_plusplus,
+    _stats_of_given_resp, first_rows, kmeans, kmeans_plusplus, stats_of_labels,
 )
 
 
@@ -129,34 +129,19 @@ class BatchData:
             present = np.flatnonzero(first >= 0)
             centers = spread.copy()
             centers[present] = rows.take(first[present])
-            block = _block_rows(n_components)
-            total = None
-            for start, batch in self._row_blocks():
-                resp_blocks = _one_hot_blocks(labels[start : start + batch.shape[0]],
-                                              n_components, block, dtype)
-                part = _stats_of_given_resp(batch, resp_blocks, covariance_type, centers,
-                                            self.center, n_threads)
-                total = part if total is None else total + part
-            return total, centers, self.center
+            return self._sum_labels(labels, covariance_type, centers, self.center,
+                                    n_threads), centers, self.center
         if init_params == "k-means++":
             _, indices = kmeans_plusplus(self._kmeans_rows(), n_components, random_state,
                                          n_threads=n_threads)
         else:
             indices = random_state.choice(self.n_samples, size=n_components, replace=False)
         if covariance_type == "tied":
-            labels = np.full(self.n_samples, -1, dtype=np.intp)
+            labels = np.full(self.n_samples, -1, dtype=np.int32)
             labels[indices] = np.arange(n_components)
             origin = np.zeros_like(self.center)
             zeros = np.zeros_like(spread)
-
-            def blocks():
-                for start, batch in self._row_blocks():
-                    part = labels[start : start + batch.shape[0]]
-                    (_, _, resp), = _one_hot_blocks(part, n_components, part.shape[0], dtype)
-                    yield batch, resp
-
-            stats = self._sum_blocks(blocks(), covariance_type, zeros, origin, n_threads)
-            return stats, zeros, origin
+            return self._sum_labels(labels, covariance_type, zeros, origin, n_threads), zeros, origin
         rows = np.empty((n_components, self.n_features), dtype=dtype)
         for start, batch in self._row_blocks():
             inside = (indices >= start) & (indices < start + batch.shape[0])
@@ -165,6 +150,15 @@ class BatchData:
         stats = _stats_of_given_resp(rows, [(0, n_components, resp)], covariance_type, rows,
                                      self.center, n_threads)
         return stats, rows, self.center
+
+    def _sum_labels(self, labels, covariance_type, centers, tied_center, n_threads):
+        """stats_of_labels over the batches, summed in order."""
+        total = None
+        for start, batch in self._row_blocks():
+            part = stats_of_labels(batch, labels[start : start + batch.shape[0]],
+                                   covariance_type, centers, tied_center, n_threads)
+            total = part if total is None else total + part
+        return total
 
     def _kmeans_rows(self):
         """The batches as a row source for fastgmm._kmeans."""

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from fastgmm import _kmeans
-from fastgmm._kernels._dispatch import em_pass
+from fastgmm._kernels._dispatch import em_pass, label_statistics
 from fastgmm._parameters import KERNEL_COV_CODE, allocate_stats, n_slots_for
 
 # Rows of responsibilities materialised at a time (about 8 MB at K = 64).
@@ -114,6 +114,25 @@ def _stats_of_given_resp(X, resp_blocks, covariance_type, centers, tied_center, 
     return total
 
 
+def stats_of_labels(X, labels, covariance_type, centers, tied_center, n_threads,
+                    sample_weight=None):
+    """The sufficient statistics of one-hot responsibilities, row i on
+    cluster labels[i] (int32; -1: none, which counts for the tied second
+    moment only), as `_stats_of_given_resp` would sum them, without the
+    responsibilities: O(D) a row for diag, where those cost O(K D)."""
+    code = KERNEL_COV_CODE[covariance_type]
+    n_components, n_features = centers.shape
+    # em_pass's layout, so its checked allocation
+    stats = allocate_stats(n_slots_for(X.shape[0], covariance_type, n_components, n_features),
+                           covariance_type, n_components, n_features)
+    label_statistics(
+        X, np.empty(0) if sample_weight is None else sample_weight, labels, centers, code,
+        tied_center if covariance_type == "tied" else np.empty(0, dtype=X.dtype), stats,
+        n_threads,
+    )
+    return stats.sum(axis=0)
+
+
 def initial_statistics(X, init_params, n_components, random_state, covariance_type, n_threads,
                        sample_weight=None):
     """Sufficient statistics of scikit-learn's initial responsibilities.
@@ -142,9 +161,8 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
         first = first_rows(labels, n_components)
         present = np.flatnonzero(first >= 0)
         centers[present] = X[first[present]]
-        blocks = _one_hot_blocks(labels, n_components, block, dtype)
-        stats = _stats_of_given_resp(X, blocks, covariance_type, centers, center, n_threads,
-                                     sample_weight)
+        stats = stats_of_labels(X, labels, covariance_type, centers, center, n_threads,
+                                sample_weight)
         return stats, centers, center
 
     if init_params == "random":
@@ -177,12 +195,11 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
         # Rows with no responsibility make that formula depend on the
         # origin, so these statistics are taken about 0, as scikit-learn's.
         origin = np.zeros_like(center)
-        labels = np.full(n_samples, -1, dtype=np.intp)
+        labels = np.full(n_samples, -1, dtype=np.int32)
         labels[indices] = np.arange(n_components)
-        blocks = _one_hot_blocks(labels, n_components, block, dtype)
         zeros = np.zeros_like(spread)
-        stats = _stats_of_given_resp(X, blocks, covariance_type, zeros, origin, n_threads,
-                                     sample_weight)
+        stats = stats_of_labels(X, labels, covariance_type, zeros, origin, n_threads,
+                                sample_weight)
         return stats, zeros, origin
     # One-hot responsibilities on K rows: only those rows contribute, each
     # shifted by itself.

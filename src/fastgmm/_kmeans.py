@@ -219,6 +219,16 @@ def _threads(rows, n_threads):
     return n_threads_for(rows.n_samples) if n_threads is None else max(1, int(n_threads))
 
 
+# Elements (rows x features) below which a pass runs on one thread: waking
+# a second costs more than it saves (and on a loaded machine, waiting for
+# it to be scheduled costs milliseconds).
+MIN_ELEMENTS_PER_THREAD = 2**20
+
+
+def _threads_for_rows(n_elements, n_threads):
+    return int(max(1, min(n_threads, n_elements // MIN_ELEMENTS_PER_THREAD)))
+
+
 # ------------------------------------------------------------ k-means++
 
 def _closest_pass(rows, shift, centre, closest, nearest, label, n_threads, improve=None,
@@ -242,19 +252,26 @@ def _closest_pass(rows, shift, centre, closest, nearest, label, n_threads, impro
 
 
 def _potentials_pass(rows, shift, candidates, closest, nearest, reach, improve, n_threads):
-    """sum_i w_i min(closest_i, |y_i - c_m|^2) for every candidate c_m, and the
-    rows each candidate comes nearer to (bits of `improve`)."""
-    total = np.zeros(candidates.shape[0])
+    """sum_i w_i min(closest_i, |y_i - c_m|^2) for every candidate c_m, the
+    rows each candidate comes nearer to (bits of `improve`) and their number."""
+    m = candidates.shape[0]
+    total = np.zeros(m)
+    marked = np.zeros(m)
     no_weights = _no_weights(rows.dtype)
+    reach = np.ascontiguousarray(reach)
     for start, X, weights in rows.blocks():
         n = X.shape[0]
-        sums = np.empty((n_slots(n, candidates.shape[0]), candidates.shape[0]))
+        sums = np.empty((n_slots(n, 2 * m), m))
+        counts = np.empty_like(sums)
         kmeanspp_potentials(X, shift, no_weights if weights is None else weights, candidates,
-                            closest[start:start + n], nearest[start:start + n],
-                            np.ascontiguousarray(reach),
-                            improve[start:start + n], sums, n_threads)
+                            closest[start:start + n], nearest[start:start + n], reach,
+                            improve[start:start + n], sums, counts, n_threads)
         total += sums.sum(axis=0)
-    return total
+        marked += counts.sum(axis=0)
+    return total, marked
+
+
+_EPS = {"d": float(np.finfo(np.float64).eps), "f": float(np.finfo(np.float32).eps)}
 
 
 def reach(seeds, candidates, dtype):
@@ -274,8 +291,8 @@ def reach(seeds, candidates, dtype):
     the pruned and unpruned passes against each other).
     """
     d = seeds.shape[1]
-    e = (d + 4) * float(np.finfo(dtype).eps)
-    gap = _squared_gaps(seeds, candidates) * (1.0 - (d + 4) * float(np.finfo(np.float64).eps))
+    e = (d + 4) * _EPS[np.dtype(dtype).char]
+    gap = _squared_gaps(seeds, candidates) * (1.0 - (d + 4) * _EPS["d"])
     seed_norms = np.einsum("aj,aj->a", seeds.astype(np.float64), seeds.astype(np.float64))
     cand_norms = np.einsum("mj,mj->m", candidates.astype(np.float64),
                            candidates.astype(np.float64))
@@ -341,19 +358,21 @@ def kmeans_plusplus(rows, n_clusters, random_state, shift=None, n_local_trials=N
         candidates = rows.take(candidate_ids) - shift
         reaches = reach(centres[:c], candidates, dtype)
         if marks:
-            potentials = _potentials_pass(rows, shift, candidates, closest, nearest,
-                                          reaches.min(axis=1), improve, n_threads)
+            potentials, marked = _potentials_pass(rows, shift, candidates, closest, nearest,
+                                                  reaches.min(axis=1), improve, n_threads)
         else:   # more candidates than bits: a pass for every 8, no marks kept
             potentials = np.concatenate([
                 _potentials_pass(rows, shift, candidates[m:m + MAX_MARKED_CANDIDATES], closest,
                                  nearest, reaches[:, m:m + MAX_MARKED_CANDIDATES].min(axis=1),
-                                 np.empty(n, dtype=np.uint8), n_threads)
+                                 np.empty(n, dtype=np.uint8), n_threads)[0]
                 for m in range(0, n_local_trials, MAX_MARKED_CANDIDATES)])
         potentials = potentials.astype(dtype)
         best = int(np.argmin(potentials))
         potential = potentials[best]
         if marks:
-            _closest_pass(rows, shift, candidates[best], closest, nearest, c, n_threads,
+            # only the rows the seed comes nearer to are read: few threads for few rows
+            _closest_pass(rows, shift, candidates[best], closest, nearest, c,
+                          _threads_for_rows(marked[best] * d, n_threads),
                           improve=improve, bit=best)
         else:
             _closest_pass(rows, shift, candidates[best], closest, nearest, c, n_threads,

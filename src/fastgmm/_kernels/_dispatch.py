@@ -161,3 +161,8 @@ def kmeanspp_potentials(*args, **kwargs):
 def kmeanspp_closest(*args, **kwargs):
     """_kmeans.kmeanspp_closest of the active variant."""
     return _active.kmeans.kmeanspp_closest(*args, **kwargs)
+
+
+def label_statistics(*args, **kwargs):
+    """_kmeans.label_statistics of the active variant."""
+    return _active.kmeans.label_statistics(*args, **kwargs)

@@ -44,6 +44,9 @@
  * rows by two, 8 accumulators either way (4 chains left the tiles waiting
  * on the multiply-add's latency: speech's candidates 46 -> ns a row). */
 #define FASTGMM_KM_ROWS 8
+/* Candidates of one k-means++ step that potentials_chunk marks row by row:
+ * a byte of bits (n_local_trials = 2 + ln K is 8 from K = 1097). */
+#define FASTGMM_KM_MARKS 8
 #ifdef FASTGMM_VECTOR_TYPES
 #define FASTGMM_KM_VBYTES FASTGMM_VBYTES
 #else

@@ -36,24 +36,29 @@ from libc.stdlib cimport malloc, free
 cdef extern from "_kmeans.h":
     enum: KM_CHUNK "FASTGMM_KM_CHUNK"
     enum: KM_ROWS "FASTGMM_KM_ROWS"
+    enum: KM_MARKS "FASTGMM_KM_MARKS"
     Py_ssize_t fastgmm_km_vector_lanes_d() noexcept nogil
     Py_ssize_t fastgmm_km_vector_lanes_f() noexcept nogil
     Py_ssize_t fastgmm_km_padded_d(Py_ssize_t K) noexcept nogil
     Py_ssize_t fastgmm_km_padded_f(Py_ssize_t K) noexcept nogil
-    void fastgmm_km_pack_d(Py_ssize_t K, Py_ssize_t D, const double *c, double *ct, double *cn) noexcept nogil
-    void fastgmm_km_pack_f(Py_ssize_t K, Py_ssize_t D, const float *c, float *ct, float *cn) noexcept nogil
+    Py_ssize_t fastgmm_km_marked_lanes_d() noexcept nogil
+    Py_ssize_t fastgmm_km_marked_lanes_f() noexcept nogil
+    void fastgmm_km_pack_d(Py_ssize_t K, Py_ssize_t D, const double *c, Py_ssize_t kp, double *ct, double *cn) noexcept nogil
+    void fastgmm_km_pack_f(Py_ssize_t K, Py_ssize_t D, const float *c, Py_ssize_t kp, float *ct, float *cn) noexcept nogil
     void fastgmm_km_nearest_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const double *X, const double *shift, const double *ct, const double *cn, double *yb, double *dots, int *labels) noexcept nogil
     void fastgmm_km_nearest_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const float *shift, const float *ct, const float *cn, float *yb, float *dots, int *labels) noexcept nogil
-    void fastgmm_km_potentials_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t M, const double *X, const double *shift, const double *ct, const double *cn, const double *w, const double *closest, const int *nearest, const double *reach, Py_ssize_t *rows, double *yb, double *dots, unsigned char *improve, double *pot) noexcept nogil
-    void fastgmm_km_potentials_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t M, const float *X, const float *shift, const float *ct, const float *cn, const float *w, const float *closest, const int *nearest, const double *reach, Py_ssize_t *rows, float *yb, float *dots, unsigned char *improve, double *pot) noexcept nogil
+    void fastgmm_km_potentials_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t M, const double *X, const double *shift, const double *ct, const double *cn, const double *w, const double *closest, const int *nearest, const double *reach, Py_ssize_t *rows, double *yb, double *dots, unsigned char *improve, double *pot, double *marked) noexcept nogil
+    void fastgmm_km_potentials_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t M, const float *X, const float *shift, const float *ct, const float *cn, const float *w, const float *closest, const int *nearest, const double *reach, Py_ssize_t *rows, float *yb, float *dots, unsigned char *improve, double *pot, double *marked) noexcept nogil
     void fastgmm_km_closest_chunk_d(Py_ssize_t n, Py_ssize_t D, const double *X, const double *shift, const double *ct, const double *cn, const double *w, int init, int label, const unsigned char *improve, unsigned bit, const double *reach, double *closest, int *nearest, Py_ssize_t *rows, double *yb, double *dots, double *pot) noexcept nogil
     void fastgmm_km_closest_chunk_f(Py_ssize_t n, Py_ssize_t D, const float *X, const float *shift, const float *ct, const float *cn, const float *w, int init, int label, const unsigned char *improve, unsigned bit, const double *reach, float *closest, int *nearest, Py_ssize_t *rows, float *yb, float *dots, double *pot) noexcept nogil
+    void fastgmm_km_label_stats_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const double *X, const double *w, const int *labels, const double *centres, int cov, const double *tied_centre, double *d, double *stat) noexcept nogil
+    void fastgmm_km_label_stats_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const double *w, const int *labels, const float *centres, int cov, const float *tied_centre, double *d, double *stat) noexcept nogil
     void fastgmm_km_lloyd_sums_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const double *X, const double *shift, const double *w, const int *fresh, int *labels, int update, double *stat) noexcept nogil
     void fastgmm_km_lloyd_sums_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const float *shift, const float *w, const int *fresh, int *labels, int update, double *stat) noexcept nogil
 
 CHUNK_ROWS = KM_CHUNK
 # Candidates per k-means++ step that kmeanspp_potentials marks row by row (a byte of bits).
-MAX_MARKED_CANDIDATES = 8
+MAX_MARKED_CANDIDATES = KM_MARKS
 
 
 def lloyd_stat_size(Py_ssize_t n_clusters, Py_ssize_t n_features):
@@ -80,10 +85,11 @@ cdef Py_ssize_t _product(Py_ssize_t a, Py_ssize_t b) except -1:
 
 
 cdef inline Py_ssize_t _padded(floating dummy, Py_ssize_t K) noexcept nogil:
+    """Lanes of K packed centres; K = -1: of the k-means++ candidates."""
     if floating is double:
-        return fastgmm_km_padded_d(K)
+        return fastgmm_km_padded_d(K) if K >= 0 else fastgmm_km_marked_lanes_d()
     else:
-        return fastgmm_km_padded_f(K)
+        return fastgmm_km_padded_f(K) if K >= 0 else fastgmm_km_marked_lanes_f()
 
 
 cdef int _check_common(Py_ssize_t n, Py_ssize_t D, Py_ssize_t shift_len,
@@ -118,11 +124,12 @@ cdef class _Scratch:
         free(self.fresh)
 
 
-cdef _Scratch _scratch(const floating[:, ::1] centres, Py_ssize_t D, int n_threads):
+cdef _Scratch _scratch(const floating[:, ::1] centres, Py_ssize_t D, int n_threads,
+                       bint candidates=False):
     cdef _Scratch s = _Scratch()
     cdef Py_ssize_t K = centres.shape[0]
     cdef size_t item = sizeof(floating)
-    s.kp = _padded(<floating> 0, K)
+    s.kp = _padded(<floating> 0, -1 if candidates else K)
     s.ct = _alloc(_product(D, s.kp), item)
     s.cn = _alloc(s.kp, item)
     s.yb_elems = _product(KM_ROWS, D)
@@ -132,9 +139,9 @@ cdef _Scratch _scratch(const floating[:, ::1] centres, Py_ssize_t D, int n_threa
     s.rows = <Py_ssize_t *> _alloc(_product(KM_CHUNK, n_threads), sizeof(Py_ssize_t))
     s.fresh = <int *> _alloc(_product(KM_CHUNK, n_threads), sizeof(int))
     if floating is double:
-        fastgmm_km_pack_d(K, D, &centres[0, 0], <double *> s.ct, <double *> s.cn)
+        fastgmm_km_pack_d(K, D, &centres[0, 0], s.kp, <double *> s.ct, <double *> s.cn)
     else:
-        fastgmm_km_pack_f(K, D, &centres[0, 0], <float *> s.ct, <float *> s.cn)
+        fastgmm_km_pack_f(K, D, &centres[0, 0], s.kp, <float *> s.ct, <float *> s.cn)
     return s
 
 
@@ -229,10 +236,12 @@ def kmeanspp_potentials(
     const double[::1] reach,                # IN  per seed: see _kmeans.h (-1: no pruning)
     unsigned char[::1] improve,             # OUT n: bit m set where c_m is nearer
     double[:, ::1] potentials,              # OUT n_slots x M
+    double[:, ::1] marked,                  # OUT n_slots x M: rows with bit m set
     int n_threads,
 ):
     """potentials[slot, m] = sum over the slot's rows of w_i min(closest_i, |y_i - c_m|^2),
-    and improve[i] the bits of the candidates nearer to y_i than its seed.
+    improve[i] the bits of the candidates nearer to y_i than its seed, and
+    marked[slot, m] the number of rows with bit m.
 
     Rows whose seed is too near every candidate for one to come nearer
     (reach[nearest[i]] >= closest_i) are summed without reading x_i.
@@ -251,16 +260,18 @@ def kmeanspp_potentials(
         raise ValueError(f"candidates must have shape (1 <= M <= {MAX_MARKED_CANDIDATES}, {D})")
     if closest.shape[0] != n or nearest.shape[0] != n or improve.shape[0] != n:
         raise ValueError(f"closest, nearest and improve must have one entry per row ({n})")
-    if n_slots < 1 or potentials.shape[1] != M:
-        raise ValueError(f"potentials must have shape (n_slots >= 1, {M})")
+    if (n_slots < 1 or potentials.shape[1] != M or marked.shape[0] != n_slots
+            or marked.shape[1] != M):
+        raise ValueError(f"potentials and marked must have shape (n_slots >= 1, {M})")
     _check_nearest(nearest, reach.shape[0])
     for s in range(n_slots):
         for e in range(M):
             potentials[s, e] = 0.0
+            marked[s, e] = 0.0
     if n == 0:
         return
     n_threads = <int> max(1, min(n_threads, n_slots))
-    sc = _scratch(candidates, D, n_threads)
+    sc = _scratch(candidates, D, n_threads, True)
     with nogil, parallel(num_threads=n_threads):
         for slot in prange(n_slots, schedule='dynamic'):
             t = threadid()
@@ -276,14 +287,14 @@ def kmeanspp_potentials(
                         <double *> sc.cn, w, &closest[start], &nearest[start], &reach[0],
                         sc.rows + t * KM_CHUNK, <double *> sc.yb + t * sc.yb_elems,
                         <double *> sc.dots + t * sc.dots_elems, &improve[start],
-                        &potentials[slot, 0])
+                        &potentials[slot, 0], &marked[slot, 0])
                 else:
                     fastgmm_km_potentials_chunk_f(
                         n_rows, D, M, &X[start, 0], &shift[0], <float *> sc.ct,
                         <float *> sc.cn, w, &closest[start], &nearest[start], &reach[0],
                         sc.rows + t * KM_CHUNK, <float *> sc.yb + t * sc.yb_elems,
                         <float *> sc.dots + t * sc.dots_elems, &improve[start],
-                        &potentials[slot, 0])
+                        &potentials[slot, 0], &marked[slot, 0])
 
 
 def kmeanspp_closest(
@@ -364,3 +375,82 @@ def kmeanspp_closest(
                         &closest[start], &nearest[start], sc.rows + t * KM_CHUNK,
                         <float *> sc.yb + t * sc.yb_elems,
                         <float *> sc.dots + t * sc.dots_elems, &potentials[slot])
+
+
+def label_stat_size(int cov_type, Py_ssize_t n_components, Py_ssize_t n_features):
+    """Length of one slot's row of label_statistics (em_pass's stat_size)."""
+    cdef Py_ssize_t K = n_components, D = n_features
+    if cov_type == 0:
+        return 1 + K + K * D + K * (D * (D + 1) // 2)
+    if cov_type == 1:
+        return 1 + K + K * D + D * D
+    return 1 + K + 2 * K * D
+
+
+def label_statistics(
+    const floating[:, ::1] X,               # IN  n x D
+    const double[::1] sample_weight,        # IN  n (float64, as em_pass's), or empty
+    const int[::1] labels,                  # IN  n: a cluster, or -1 for none
+    const floating[:, ::1] centres,         # IN  K x D: each cluster's shift
+    int cov_type,                           # IN  0 full, 1 tied, 2 diag (and spherical)
+    const floating[::1] tied_center,        # IN  D for tied, else empty
+    double[:, ::1] stats,                   # OUT n_slots x label_stat_size
+    int n_threads,
+):
+    """em_pass's sufficient statistics of one-hot responsibilities (row i on
+    cluster labels[i]) without forming them: O(D) a row for diag, O(D^2) for
+    full and tied, where the responsibilities would cost O(K D)."""
+    cdef Py_ssize_t n = X.shape[0], D = X.shape[1], K = centres.shape[0]
+    cdef Py_ssize_t n_slots = stats.shape[0]
+    cdef Py_ssize_t size = label_stat_size(cov_type, K, D)
+    cdef Py_ssize_t n_chunks = (n + KM_CHUNK - 1) // KM_CHUNK
+    cdef Py_ssize_t slot, chunk, first, last, start, n_rows, s, e, i
+    cdef bint has_weights = sample_weight.shape[0] > 0
+    cdef double *d_all
+    cdef const double *w
+    cdef const floating *tc = NULL
+    cdef int t
+
+    _check_common(n, D, D, sample_weight.shape[0])
+    if cov_type < 0 or cov_type > 2:
+        raise ValueError(f"cov_type must be 0 (full), 1 (tied) or 2 (diag); got {cov_type}")
+    if K < 1 or centres.shape[1] != D:
+        raise ValueError(f"centres must have shape (K >= 1, {D})")
+    if labels.shape[0] != n:
+        raise ValueError(f"labels must have one entry per row ({n})")
+    if cov_type == 1:
+        if tied_center.shape[0] != D:
+            raise ValueError(f"tied_center must have {D} entries")
+        tc = &tied_center[0]
+    if n_slots < 1 or stats.shape[1] != size:
+        raise ValueError(f"stats must have shape (n_slots >= 1, {size})")
+    for i in range(n):
+        if labels[i] < -1 or labels[i] >= K:
+            raise ValueError(f"labels[{i}] = {labels[i]} is not -1 or a cluster below {K}")
+    for s in range(n_slots):
+        for e in range(size):
+            stats[s, e] = 0.0
+    if n == 0:
+        return
+    n_threads = <int> max(1, min(n_threads, n_slots))
+    d_all = <double *> _alloc(_product(2 * D, n_threads), sizeof(double))
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            for slot in prange(n_slots, schedule='dynamic'):
+                t = threadid()
+                first = slot * n_chunks // n_slots
+                last = (slot + 1) * n_chunks // n_slots
+                for chunk in range(first, last):
+                    start = chunk * KM_CHUNK
+                    n_rows = min(<Py_ssize_t> KM_CHUNK, n - start)
+                    w = &sample_weight[start] if has_weights else NULL
+                    if floating is double:
+                        fastgmm_km_label_stats_chunk_d(
+                            n_rows, D, K, &X[start, 0], w, &labels[start], &centres[0, 0],
+                            cov_type, tc, d_all + t * 2 * D, &stats[slot, 0])
+                    else:
+                        fastgmm_km_label_stats_chunk_f(
+                            n_rows, D, K, &X[start, 0], w, &labels[start], &centres[0, 0],
+                            cov_type, tc, d_all + t * 2 * D, &stats[slot, 0])
+    finally:
+        free(d_all)

@@ -22,11 +22,17 @@ static inline ptrdiff_t KN(fastgmm_km_padded)(ptrdiff_t K)
     return (K + KW - 1) / KW * KW;
 }
 
+/* Lanes of the candidates' packing in potentials_chunk: at least
+ * FASTGMM_KM_MARKS, so that its per-row loop has a fixed length. */
+static inline ptrdiff_t KN(fastgmm_km_marked_lanes)(void)
+{
+    return KN(fastgmm_km_padded)(FASTGMM_KM_MARKS);
+}
+
 static inline void KN(fastgmm_km_pack)(
-    ptrdiff_t K, ptrdiff_t D, const KT *__restrict__ c, KT *__restrict__ ct,
+    ptrdiff_t K, ptrdiff_t D, const KT *__restrict__ c, ptrdiff_t kp, KT *__restrict__ ct,
     KT *__restrict__ cn)
 {
-    const ptrdiff_t kp = KN(fastgmm_km_padded)(K);
     for (ptrdiff_t j = 0; j < D; j++)
         for (ptrdiff_t k = 0; k < kp; k++) ct[j * kp + k] = k < K ? c[k * D + j] : (KT)0;
     for (ptrdiff_t k = 0; k < kp; k++) {
@@ -216,40 +222,45 @@ static inline void KN(fastgmm_km_nearest_chunk)(
     }
 }
 
-/* k-means++ potentials of M <= 8 candidates c_m over a chunk:
+/* k-means++ potentials of M <= FASTGMM_KM_MARKS candidates c_m over a chunk:
  *   pot[m] += sum_i w_i min(closest_i, |y_i - c_m|^2)        (w NULL: ones)
- * and improve[i] = the bits m with |y_i - c_m|^2 < closest_i.
+ *   marked[m] += the rows with |y_i - c_m|^2 < closest_i,
+ * and improve[i] = the bits m of those candidates.
  *
  * closest_i is the squared distance of y_i to its nearest seed,
  * seed nearest[i]. By the triangle inequality a candidate can come nearer
  * than that seed only if |c_m - seed| < 2 |y_i - seed|; reach[a] is that
  * bound for the nearest candidate, less the rounding (fastgmm._kmeans.reach),
  * so a row with closest_i <= reach[nearest[i]] adds w_i closest_i to every
- * potential, gets no bit, and its x is never read: as if computed. The other rows go
- * through the dot products KR at a time. Sums in double; the order is
- * fixed by the data. ct, cn: the candidates packed; rows: scratch of n;
- * yb, dots: as for nearest_chunk. */
+ * potential, gets no bit, and its x is never read: as if computed.
+ * The other rows go through the dot products KR at a time, then a loop
+ * over FASTGMM_KM_MARKS lanes (vectorised; lanes past M have |c|^2 = +inf
+ * and add nothing that is kept). Sums in double; the order is fixed by
+ * the data. ct, cn: the candidates packed on marked_lanes() lanes; rows:
+ * scratch of n; yb, dots: as for nearest_chunk. */
 static inline void KN(fastgmm_km_potentials_chunk)(
     ptrdiff_t n, ptrdiff_t D, ptrdiff_t M, const KT *__restrict__ X,
     const KT *__restrict__ shift, const KT *__restrict__ ct, const KT *__restrict__ cn,
     const KT *__restrict__ w, const KT *__restrict__ closest,
     const int32_t *__restrict__ nearest, const double *__restrict__ reach,
     ptrdiff_t *__restrict__ rows, KT *__restrict__ yb, KT *__restrict__ dots,
-    uint8_t *__restrict__ improve, double *__restrict__ pot)
+    uint8_t *__restrict__ improve, double *__restrict__ pot, double *__restrict__ marked)
 {
-    const ptrdiff_t kp = KN(fastgmm_km_padded)(M);
+    enum { L = FASTGMM_KM_MARKS };
+    const ptrdiff_t kp = KN(fastgmm_km_marked_lanes)();
     double base[4] = {0, 0, 0, 0};
-    double sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    double sums[L], counts[L];
     ptrdiff_t m = 0;
     KT yn[KR];
+    for (int c = 0; c < L; c++) sums[c] = counts[c] = 0;
+    /* branch-free: which rows are kept is data, as good as random */
     for (ptrdiff_t i = 0; i < n; i++) {
         const double cl = (double)closest[i];
-        if (reach[nearest[i]] < cl) {
-            rows[m++] = i;
-        } else {
-            base[i & 3] += (w == NULL ? 1.0 : (double)w[i]) * cl;
-            improve[i] = 0;
-        }
+        const int keep = reach[nearest[i]] < cl;
+        rows[m] = i;
+        m += keep;
+        base[i & 3] += keep ? 0.0 : (w == NULL ? 1.0 : (double)w[i]) * cl;
+        improve[i] = 0;
     }
     const double skipped = (base[0] + base[1]) + (base[2] + base[3]);
     for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
@@ -260,20 +271,22 @@ static inline void KN(fastgmm_km_potentials_chunk)(
             const ptrdiff_t i = rows[p0 + r];
             const KT cl = closest[i];
             const double wi = w == NULL ? 1.0 : (double)w[i];
-            /* the distances over whole vectors (vectorises), then the sums */
-            KT d[8 > KW ? 8 : KW];
-            for (int c = 0; c < (8 > KW ? 8 : KW); c++)
-                d[c] = c < kp ? KN(fastgmm_km_dist)(yn[r], cn[c], dots[r * kp + c]) : cl;
+            const KT *__restrict__ dr = dots + r * kp;
             unsigned bits = 0;
-            for (ptrdiff_t c = 0; c < M; c++) {
-                const int nearer = d[c] < cl;
-                sums[c] += wi * (double)(nearer ? d[c] : cl);
-                bits |= nearer ? 1u << c : 0u;
+            for (int c = 0; c < L; c++) {
+                const KT d = KN(fastgmm_km_dist)(yn[r], cn[c], dr[c]);
+                const int nearer = d < cl;
+                sums[c] += wi * (double)(nearer ? d : cl);
+                counts[c] += nearer ? 1.0 : 0.0;
+                bits |= (unsigned)nearer << c;
             }
             improve[i] = (uint8_t)bits;
         }
     }
-    for (ptrdiff_t c = 0; c < M; c++) pot[c] += skipped + sums[c];
+    for (ptrdiff_t c = 0; c < M; c++) {
+        pot[c] += skipped + sums[c];
+        marked[c] += counts[c];
+    }
 }
 
 /* The seed `label` (at c, packed in ct and cn as one centre) joins:
@@ -298,11 +311,15 @@ static inline void KN(fastgmm_km_closest_chunk)(
     if (init) {
         for (ptrdiff_t i = 0; i < n; i++) rows[m++] = i;
     } else if (improve != NULL) {
-        for (ptrdiff_t i = 0; i < n; i++)
-            if (improve[i] & bit) rows[m++] = i;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            rows[m] = i;
+            m += (improve[i] & bit) != 0;
+        }
     } else {
-        for (ptrdiff_t i = 0; i < n; i++)
-            if (reach[nearest[i]] < (double)closest[i]) rows[m++] = i;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            rows[m] = i;
+            m += reach[nearest[i]] < (double)closest[i];
+        }
     }
     for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
         const ptrdiff_t q = m - p0 < KR ? m - p0 : KR;
@@ -354,6 +371,63 @@ static inline void KN(fastgmm_km_lloyd_sums_chunk)(
         }
     }
     stat[0] += (double)changes;
+}
+
+/* The sufficient statistics of one-hot responsibilities, from the labels:
+ * em_pass's layout (stat = [ll, N (K), S1 (K x D), S2]) with
+ *   N_k += w_i,  S1_k += w_i d_i,  d_i = x_i - centres[k] (in T), k = labels[i]
+ *   S2 (cov 0, full):  += w_i d_i d_i^T, each cluster's lower triangle
+ *                      packed row by row
+ *   S2 (cov 1, tied):  += w_i g_i g_i^T over every row, g_i = x_i - tied_centre,
+ *                      the lower triangle of a D x D row-major matrix
+ *   S2 (cov 2, diag):  += w_i d_i^2
+ * in double (w: double weights as em_pass's, NULL: ones). A row labelled -1 adds to the tied S2 only (no
+ * responsibility, as em_pass given an all-zero row). O(D) or O(D^2) a row:
+ * em_pass given the one-hot rows spent O(K D) on each (speech, diag: 0.5 s).
+ * d: scratch of 2 D doubles. */
+static inline void KN(fastgmm_km_label_stats_chunk)(
+    ptrdiff_t n, ptrdiff_t D, ptrdiff_t K, const KT *__restrict__ X,
+    const double *__restrict__ w, const int32_t *__restrict__ labels,
+    const KT *__restrict__ centres, int cov, const KT *__restrict__ tied_centre,
+    double *__restrict__ d, double *__restrict__ stat)
+{
+    double *__restrict__ nk = stat + 1;
+    double *__restrict__ s1 = nk + K;
+    double *__restrict__ s2 = s1 + K * D;
+    const ptrdiff_t packed = D * (D + 1) / 2;
+    double *__restrict__ g = d + D;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const int32_t k = labels[i];
+        const double wi = w == NULL ? 1.0 : w[i];
+        const KT *__restrict__ x = X + i * D;
+        if (cov == 1) {
+            for (ptrdiff_t j = 0; j < D; j++) g[j] = (double)(KT)(x[j] - tied_centre[j]);
+            for (ptrdiff_t a = 0; a < D; a++) {
+                const double e = wi * g[a];
+                double *__restrict__ row = s2 + a * D;
+                for (ptrdiff_t b = 0; b <= a; b++) row[b] += e * g[b];
+            }
+        }
+        if (k < 0) continue;
+        const KT *__restrict__ c = centres + (ptrdiff_t)k * D;
+        double *__restrict__ s1k = s1 + (ptrdiff_t)k * D;
+        nk[k] += wi;
+        for (ptrdiff_t j = 0; j < D; j++) {
+            d[j] = (double)(KT)(x[j] - c[j]);
+            s1k[j] += wi * d[j];
+        }
+        if (cov == 2) {
+            double *__restrict__ s2k = s2 + (ptrdiff_t)k * D;
+            for (ptrdiff_t j = 0; j < D; j++) s2k[j] += wi * d[j] * d[j];
+        } else if (cov == 0) {
+            double *__restrict__ s2k = s2 + (ptrdiff_t)k * packed;
+            for (ptrdiff_t a = 0; a < D; a++) {
+                const double e = wi * d[a];
+                double *__restrict__ row = s2k + a * (a + 1) / 2;
+                for (ptrdiff_t b = 0; b <= a; b++) row[b] += e * d[b];
+            }
+        }
+    }
 }
 
 #undef KW
