@@ -43,7 +43,7 @@ from fastgmm._kernels._columns import (
 from fastgmm._kernels._dispatch import kmeanspp_closest, kmeanspp_potentials, lloyd_pass
 from fastgmm._kernels._kmeans import CHUNK_ROWS, MAX_MARKED_CANDIDATES, lloyd_stat_size
 from fastgmm._parameters import MAX_SLOTS, MIN_SLOTS, SLOT_BUDGET_BYTES
-from fastgmm._threads import n_threads_for
+from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 
 MAX_ITER = 300     # KMeans' defaults, as GaussianMixture leaves them
 TOL = 1e-4
@@ -215,26 +215,36 @@ def _no_weights(dtype):
     return np.empty(0, dtype=dtype)
 
 
-def _threads(rows, n_threads):
-    return n_threads_for(rows.n_samples) if n_threads is None else max(1, int(n_threads))
+# Work (rows x features x centre lanes) a thread must have before a pass
+# takes it: 2**24 is a few milliseconds. A thread woken for less costs more
+# than it saves, and on a busy machine every parallel pass waits for its
+# last thread to be scheduled (mid, 2 threads beside other work: 392 ms a
+# k-means against 227 ms on one thread). k-means++ is one or two short
+# passes per component, so it meets that wait K times.
+WORK_PER_THREAD = 2**24
 
 
-# Elements (rows x features) below which a pass runs on one thread: waking
-# a second costs more than it saves (and on a loaded machine, waiting for
-# it to be scheduled costs milliseconds).
-MIN_ELEMENTS_PER_THREAD = 2**20
+def _threads(n_threads, work):
+    """Threads for a pass of `work`: n_threads when the caller chose them
+    (the results never depend on it), else as many as the work pays for."""
+    if n_threads is not None:
+        return max(1, int(n_threads))
+    return int(max(1, min(openmp_effective_n_threads(), work // WORK_PER_THREAD)))
 
 
-def _threads_for_rows(n_elements, n_threads):
-    return int(max(1, min(n_threads, n_elements // MIN_ELEMENTS_PER_THREAD)))
+def _lanes(n_centres, dtype):
+    """Centres rounded up to whole vectors, as the kernels pack them."""
+    lanes = max(1, 64 // np.dtype(dtype).itemsize)
+    return -(-n_centres // lanes) * lanes
 
-
-# ------------------------------------------------------------ k-means++
 
 def _closest_pass(rows, shift, centre, closest, nearest, label, n_threads, improve=None,
-                  bit=0, reach=None):
-    """Seed `label` (at `centre`) joins; returns sum w closest when it is the first."""
+                  bit=0, reach=None, n_rows=None):
+    """Seed `label` (at `centre`) joins, on `n_rows` rows (None: every row);
+    returns sum w closest when it is the first."""
     init = label == 0
+    n_threads = _threads(n_threads, (rows.n_samples if n_rows is None else n_rows)
+                         * rows.n_features * _lanes(1, rows.dtype))
     total = 0.0
     no_weights = _no_weights(rows.dtype)
     no_marks = np.empty(0, dtype=np.uint8)
@@ -257,6 +267,8 @@ def _potentials_pass(rows, shift, candidates, closest, nearest, reach, improve, 
     m = candidates.shape[0]
     total = np.zeros(m)
     marked = np.zeros(m)
+    n_threads = _threads(n_threads, rows.n_samples * rows.n_features
+                         * _lanes(MAX_MARKED_CANDIDATES, rows.dtype))
     no_weights = _no_weights(rows.dtype)
     reach = np.ascontiguousarray(reach)
     for start, X, weights in rows.blocks():
@@ -326,7 +338,6 @@ def kmeans_plusplus(rows, n_clusters, random_state, shift=None, n_local_trials=N
     n, d, dtype = rows.n_samples, rows.n_features, rows.dtype
     shift = np.zeros(d, dtype=dtype) if shift is None else np.ascontiguousarray(shift,
                                                                                  dtype=dtype)
-    n_threads = _threads(rows, n_threads)
     if n_local_trials is None:
         n_local_trials = 2 + int(np.log(n_clusters))
     weights = rows.weights
@@ -371,9 +382,8 @@ def kmeans_plusplus(rows, n_clusters, random_state, shift=None, n_local_trials=N
         potential = potentials[best]
         if marks:
             # only the rows the seed comes nearer to are read: few threads for few rows
-            _closest_pass(rows, shift, candidates[best], closest, nearest, c,
-                          _threads_for_rows(marked[best] * d, n_threads),
-                          improve=improve, bit=best)
+            _closest_pass(rows, shift, candidates[best], closest, nearest, c, n_threads,
+                          improve=improve, bit=best, n_rows=marked[best])
         else:
             _closest_pass(rows, shift, candidates[best], closest, nearest, c, n_threads,
                           reach=reaches[:, best])
@@ -389,6 +399,7 @@ def kmeans_plusplus(rows, n_clusters, random_state, shift=None, n_local_trials=N
 def _lloyd_pass(rows, shift, centres, labels, update, n_threads):
     """One labelling pass: (changed labels, counts, weights, sums) in float64."""
     k, d = centres.shape
+    n_threads = _threads(n_threads, rows.n_samples * d * _lanes(k, rows.dtype))
     size = lloyd_stat_size(k, d)
     total = np.zeros(size)
     no_weights = _no_weights(rows.dtype)
@@ -471,7 +482,6 @@ def lloyd(rows, centres, shift, tol, max_iter=MAX_ITER, n_threads=None):
     centre shifts sum to at most `tol`; after the latter (or max_iter) one
     more pass labels the rows by the final centres.
     """
-    n_threads = _threads(rows, n_threads)
     dtype = rows.dtype
     shift = np.ascontiguousarray(shift, dtype=dtype)
     centres = np.ascontiguousarray(centres, dtype=dtype)
