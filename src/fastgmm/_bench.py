@@ -34,6 +34,17 @@ shows the median over --repeats samples. The lower bounds both fits reach
 are compared (column "LB diff", the absolute difference of the mean
 log-likelihoods) to show that both did the same work.
 
+k-means stage (--kmeans): the default initialisation's k-means alone,
+fastgmm's (`fastgmm._initialization.kmeans`, what GaussianMixture(K).fit
+runs first) against ``sklearn.cluster.KMeans(n_clusters=K, n_init=1,
+random_state=0).fit(X)`` (what scikit-learn's GaussianMixture runs), each
+with its default threads, alternating within a repeat as above; the median
+of --repeats. "labels equal" says whether the two k-means gave the same
+labels (they are meant to: see docs/architecture.md, "Initialisation").
+
+End to end (--end-to-end): a default ``fit(X)`` of each estimator (k-means
+initialisation, default tol), timed the same way.
+
 Peak memory: the increase of the resident set (RSS) of a fresh process
 during one fit of 2 EM iterations, for each estimator separately (a
 subprocess per measurement; the fastgmm kernels malloc their buffers, which
@@ -410,6 +421,33 @@ def time_end_to_end(X, n_components, covariance_type, repeats):
     return out
 
 
+def time_kmeans(X, n_components, repeats):
+    """Median seconds of the k-means stage of a default fit, each side's own.
+
+    Returns {name: {"median": s, "samples": [...]}, "labels_equal": bool}.
+    """
+    from sklearn.cluster import KMeans
+
+    from fastgmm._initialization import kmeans
+
+    runs = {
+        "sklearn": lambda: KMeans(n_clusters=n_components, n_init=1,
+                                  random_state=0).fit(X).labels_,
+        "fastgmm": lambda: kmeans(X, n_components, np.random.RandomState(0))[0],
+    }
+    labels = {name: run() for name, run in runs.items()}     # warm-up
+    out = {name: {"samples": []} for name in runs}
+    for r in range(repeats):
+        order = list(runs) if r % 2 == 0 else list(reversed(runs))
+        for name in order:
+            t, labels[name] = timed(runs[name])
+            out[name]["samples"].append(t)
+    for name in runs:
+        out[name]["median"] = statistics.median(out[name]["samples"])
+    out["labels_equal"] = bool(np.array_equal(labels["sklearn"], labels["fastgmm"]))
+    return out
+
+
 def gemm_gflops(dtype, n, n_threads, repeats=5):
     """Best GFLOP/s of an n x n x n matmul (2 n^3 flops) on n_threads BLAS threads."""
     from threadpoolctl import threadpool_limits
@@ -627,6 +665,9 @@ def add_arguments(p, defaults):
                    help="limit OpenMP and BLAS to this many threads (threadpoolctl)")
     p.add_argument("--end-to-end", action="store_true",
                    help="also time a default fit(X) of both (k-means init, default tol)")
+    p.add_argument("--kmeans", action="store_true",
+                   help="also time the default init's k-means alone: fastgmm's against "
+                        "KMeans(n_init=1)")
     p.add_argument("--iris-repeats", type=int, default=defaults["iris_repeats"],
                    help=f"fits per estimator for the iris case (default "
                         f"{defaults['iris_repeats']})")
@@ -678,7 +719,7 @@ def parse_args(argv, prog=None, defaults=FULL_DEFAULTS):
 
 def run_case(name, N, D, K, cov, dtype, args, gemm_rate, bayesian=False):
     """Measure one case and dtype: (table row, end-to-end row or None,
-    record for --json, peak-memory method or None)."""
+    k-means row or None, record for --json, peak-memory method or None)."""
     X, rng = make_blobs(N, D, K, dtype, seed=0)
     params = bayesian_fixed_work_params if bayesian else fixed_work_params
     kwargs = params(X, K, cov, rng, max_iter=1)
@@ -710,7 +751,14 @@ def run_case(name, N, D, K, cov, dtype, args, gemm_rate, bayesian=False):
         e = time_end_to_end(X, K, cov, args.repeats)
         e2e = e2e_row(name, N, D, K, cov, dtype, e)
         record["end_to_end"] = e
-    return row, e2e, record, method
+    km = None
+    if args.kmeans and not bayesian:     # the same k-means as the GaussianMixture case's
+        k = time_kmeans(X, K, args.repeats)
+        sk_km, fast_km = k["sklearn"]["median"], k["fastgmm"]["median"]
+        km = [name, N, D, K, dtype, fmt_ms(sk_km), fmt_ms(fast_km), f"{sk_km / fast_km:.2f}x",
+              "yes" if k["labels_equal"] else "no"]
+        record["kmeans"] = k
+    return row, e2e, km, record, method
 
 
 def main(argv=None, prog=None):
@@ -744,15 +792,15 @@ def run(args):
                 f"{t} thread(s): {gemm[(dtype, t)]:.1f} GFLOP/s")
 
     memory_method = None
-    iteration_rows, e2e_rows, records = [], [], []
+    iteration_rows, e2e_rows, kmeans_rows, records = [], [], [], []
     for name in [c for c in args.cases if c != IRIS]:
         N0, D, K, cov, bayesian = case_spec(name)
         N = scaled_n_samples(N0, D, K, cov, args.scale)
         for dtype in dtypes:
             log(f"{name}: N={N} D={D} K={K} {cov} {dtype}")
             try:
-                row, e2e, record, method = run_case(name, N, D, K, cov, dtype, args,
-                                                    gemm[(dtype, n_threads)], bayesian)
+                row, e2e, km, record, method = run_case(name, N, D, K, cov, dtype, args,
+                                                        gemm[(dtype, n_threads)], bayesian)
             except Exception as exc:  # noqa: BLE001  one failed case must not lose the others
                 cause = exc.__cause__ or exc
                 log(f"  FAILED: {exc}" + (f": {cause}" if cause is not exc else ""))
@@ -767,6 +815,8 @@ def run(args):
             memory_method = method or memory_method
             if e2e is not None:
                 e2e_rows.append(e2e)
+            if km is not None:
+                kmeans_rows.append(km)
 
     if IRIS in args.cases:
         from sklearn.datasets import load_iris
@@ -779,7 +829,7 @@ def run(args):
                             dtype="float64", end_to_end=e))
 
     print_report(args, info, gemm, gemm_n, n_threads, memory_method,
-                 iteration_rows, e2e_rows)
+                 iteration_rows, e2e_rows, kmeans_rows)
     if args.json:
         from fastgmm._files import atomic_write   # never half a file, as every output
 
@@ -805,7 +855,8 @@ def e2e_row(name, N, D, K, cov, dtype, e):
             e["sklearn"]["n_iter"], e["fastgmm"]["n_iter"]]
 
 
-def print_report(args, info, gemm, gemm_n, n_threads, memory_method, iteration_rows, e2e_rows):
+def print_report(args, info, gemm, gemm_n, n_threads, memory_method, iteration_rows, e2e_rows,
+                 kmeans_rows=()):
     md = args.markdown
     bullet = "- " if md else ""
     lines = [
@@ -846,6 +897,16 @@ def print_report(args, info, gemm, gemm_n, n_threads, memory_method, iteration_r
             ["case", "N", "D", "K", "covariance", "dtype",
              "sklearn ms", "fastgmm ms", "speedup", "sklearn n_iter", "fastgmm n_iter"],
             e2e_rows, md,
+        ))
+    if kmeans_rows:
+        print()
+        print("k-means stage of the default init, KMeans(n_init=1) against fastgmm"
+              + (":" if not md else ""))
+        print()
+        print(format_table(
+            ["case", "N", "D", "K", "dtype", "sklearn ms", "fastgmm ms", "speedup",
+             "labels equal"],
+            kmeans_rows, md,
         ))
 
 

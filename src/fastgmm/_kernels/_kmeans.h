@@ -62,11 +62,16 @@
 typedef int64_t fastgmm_km_nvid __attribute__((vector_size(FASTGMM_VBYTES)));
 typedef int32_t fastgmm_km_nvif __attribute__((vector_size(FASTGMM_VBYTES)));
 #endif
+/* 0, 1, 2, ...: the lanes' first centre numbers (loaded, not built lane by
+ * lane: that cost more than the comparisons); as int64 and as int32 */
+static const int64_t fastgmm_km_iota_d[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const int32_t fastgmm_km_iota_f[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 /* one copy per type: the type, its native vector and the integer vector
  * of as many lanes, the name suffix and the vector's fixed-tree lane sum
  * (_loops.h) */
 #define FASTGMM_KM_T double
+#define fastgmm_km_iota fastgmm_km_iota_d
 #define FASTGMM_KM_I int64_t
 #define FASTGMM_KM_VI fastgmm_km_nvid
 #define FASTGMM_KM_V fastgmm_nvd
@@ -74,6 +79,7 @@ typedef int32_t fastgmm_km_nvif __attribute__((vector_size(FASTGMM_VBYTES)));
 #define FASTGMM_KM_HSUM fastgmm_hsum_vd
 #include "_kmeans_body.h"
 #undef FASTGMM_KM_T
+#undef fastgmm_km_iota
 #undef FASTGMM_KM_I
 #undef FASTGMM_KM_VI
 #undef FASTGMM_KM_V
@@ -81,6 +87,7 @@ typedef int32_t fastgmm_km_nvif __attribute__((vector_size(FASTGMM_VBYTES)));
 #undef FASTGMM_KM_HSUM
 
 #define FASTGMM_KM_T float
+#define fastgmm_km_iota fastgmm_km_iota_f
 #define FASTGMM_KM_I int32_t
 #define FASTGMM_KM_VI fastgmm_km_nvif
 #define FASTGMM_KM_V fastgmm_nvf
@@ -88,6 +95,7 @@ typedef int32_t fastgmm_km_nvif __attribute__((vector_size(FASTGMM_VBYTES)));
 #define FASTGMM_KM_HSUM fastgmm_hsum_vf
 #include "_kmeans_body.h"
 #undef FASTGMM_KM_T
+#undef fastgmm_km_iota
 #undef FASTGMM_KM_I
 #undef FASTGMM_KM_VI
 #undef FASTGMM_KM_V

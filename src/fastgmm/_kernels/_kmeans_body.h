@@ -167,13 +167,13 @@ static inline int32_t KN(fastgmm_km_argmin)(
     if (kp > KW) {
         typedef FASTGMM_KM_VI VI;
         KV best, c, d;
-        VI idx, at, step;
+        VI idx, at;
+        const VI step = (VI){0} + (FASTGMM_KM_I)KW;
+        __builtin_memcpy(&idx, fastgmm_km_iota, sizeof(VI));
         __builtin_memcpy(&c, cn, sizeof(KV));
         __builtin_memcpy(&d, dr, sizeof(KV));
         best = c - (d + d);
-        for (int l = 0; l < KW; l++) idx[l] = l;
         at = idx;
-        for (int l = 0; l < KW; l++) step[l] = KW;
         for (ptrdiff_t k0 = KW; k0 < kp; k0 += KW) {
             __builtin_memcpy(&c, cn + k0, sizeof(KV));
             __builtin_memcpy(&d, dr + k0, sizeof(KV));
@@ -183,12 +183,19 @@ static inline int32_t KN(fastgmm_km_argmin)(
             best = (KV)(((VI)s & less) | ((VI)best & ~less));
             idx = (at & less) | (idx & ~less);
         }
-        KT v = best[0];
-        FASTGMM_KM_I k = idx[0];
-        for (int l = 1; l < KW; l++) {
-            const int take = best[l] < v || (best[l] == v && idx[l] < k);
-            v = take ? best[l] : v;
-            k = take ? idx[l] : k;
+        KT bv[KW];
+        FASTGMM_KM_I bi[KW];
+        __builtin_memcpy(bv, &best, sizeof(KV));
+        __builtin_memcpy(bi, &idx, sizeof(VI));
+        /* the smallest value, then the lowest centre holding it: selects
+         * only (a compare chain with branches mispredicted half the time
+         * cost more than the dot products at D = 8, K = 32) */
+        KT v = bv[0];
+        for (int l = 1; l < KW; l++) v = bv[l] < v ? bv[l] : v;
+        FASTGMM_KM_I k = (FASTGMM_KM_I)kp;
+        for (int l = 0; l < KW; l++) {
+            const FASTGMM_KM_I here = bv[l] == v ? bi[l] : (FASTGMM_KM_I)kp;
+            k = here < k ? here : k;
         }
         return (int32_t)k;
     }
