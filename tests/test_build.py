@@ -28,6 +28,9 @@ def test_show_config_reports_version_openmp_threads_and_blas():
     assert info["threads"] == openmp_effective_n_threads() >= 1
     assert fastgmm.__version__ in text and "OpenMP: on" in text and "BLAS" in text
     assert info["blas"], "no BLAS library reported"
+    # the default init's k-means is fastgmm's own, from the active kernel variant
+    assert info["kmeans"].startswith("fastgmm._kernels._kmeans")
+    assert f"k-means (default init): native, {info['kmeans']}" in text
 
 
 def test_kernel_variant_reported_and_runnable():

@@ -5,7 +5,7 @@ from typing import Any, TextIO
 
 from threadpoolctl import threadpool_info
 
-from fastgmm._kernels._dispatch import active_variant, available_variants
+from fastgmm._kernels._dispatch import active_kmeans_module, active_variant, available_variants
 from fastgmm._kernels._openmp_helpers import (
     build_arch,
     openmp_effective_n_threads,
@@ -34,6 +34,7 @@ def config() -> dict[str, Any]:
         "arch": build_arch(),
         "kernels": active_variant(),
         "kernel_variants": available_variants(),
+        "kmeans": active_kmeans_module(),
         "threads": openmp_effective_n_threads(),
         "openmp_runtimes": [p.get("filepath") for p in openmp],
         "blas": [
@@ -62,7 +63,8 @@ def show_config(file: TextIO | None = None) -> dict[str, Any]:
         The same information: versions ("fastgmm", "python", "numpy",
         "scipy", "scikit-learn"), "openmp" (bool), "arch" (the -march of the
         main kernels), "kernels" (the variant in use) and "kernel_variants"
-        (those this CPU can run, fastest first), "threads",
+        (those this CPU can run, fastest first), "kmeans" (the native module
+        that runs the default initialisation's k-means), "threads",
         "openmp_runtimes" and "blas".
     """
     info = config()
@@ -75,6 +77,8 @@ def show_config(file: TextIO | None = None) -> dict[str, Any]:
     print(f"  kernels: {info['kernels']}"
           + (f" (chosen for this CPU; also built: {', '.join(others)})" if others else ""),
           file=out)
+    print(f"  k-means (default init): native, {info['kmeans']} (k-means++ and Lloyd, "
+          "bitwise the same on any thread count)", file=out)
     print(f"  threads: {info['threads']} (OMP_NUM_THREADS / threadpoolctl limits apply)",
           file=out)
     for path in info["openmp_runtimes"]:

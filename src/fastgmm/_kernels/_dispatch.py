@@ -114,6 +114,11 @@ def active_variant():
     return _active.name
 
 
+def active_kmeans_module():
+    """Module name of the k-means kernels in use."""
+    return _active.kmeans.__name__
+
+
 def available_variants():
     """Names of the built variants this CPU can run, fastest first."""
     return [v.name for v in VARIANTS if v.runnable]
