@@ -862,3 +862,14 @@ def test_label_statistics_equal_em_pass_given_one_hot_rows(dtype, covariance_typ
     np.testing.assert_allclose(ours, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
     again = stats_of_labels(X, labels, covariance_type, centers, tied_center, 3, weights)
     np.testing.assert_array_equal(again, ours)
+
+
+@pytest.mark.parametrize("K, D", [(2**16, 2**15 + 1), (2**20, 2**12), (3, 2**31 + 7)])
+def test_kmeans_size_arithmetic_is_64_bit(K, D):
+    # No product of two sizes wraps at 2^31 or 2^32 (nothing is allocated).
+    from fastgmm._kernels._kmeans import label_stat_size
+
+    assert lloyd_stat_size(K, D) == 1 + 2 * K + K * D
+    for code, s2 in ((0, K * (D * (D + 1) // 2)), (1, D * D), (2, K * D)):
+        assert label_stat_size(code, K, D) == 1 + K + K * D + s2
+
