@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,16 @@ def make_mixture(n_samples=600, n_features=3, n_components=3, dtype=np.float64, 
 @pytest.fixture
 def mixture():
     return make_mixture
+
+
+@pytest.fixture
+def umask_022():
+    """The umask set to 0o022 for the test (file-mode tests of test_files and test_io)."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 # Property tests draw the same examples on every run by default, so CI does not

@@ -9,15 +9,6 @@ import pytest
 from fastgmm._files import atomic_write, check_distinct, same_file
 
 
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 def test_new_file_follows_the_umask(tmp_path, umask_022):
     path = tmp_path / "out.txt"
     with atomic_write(path, binary=False) as f:

@@ -468,15 +468,6 @@ def test_ill_conditioned_models_round_trip(tmp_path):
 # ------------------------------------------------------- file permissions
 
 
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 def test_save_follows_the_umask(tmp_path, umask_022):
     # mkstemp's 0600 made a model unreadable to the other accounts that
     # share it; a new model gets 0666 less the umask, as np.save gives.
