@@ -113,3 +113,16 @@ def unpack_kernel_stats(total, covariance_type, n_components, n_features):
 def lower(a, covariance_type):
     """The part of a reference s2 the kernel fills."""
     return np.tril(a) if covariance_type in ("full", "tied") else a
+
+
+def one_hot_blocks(labels, n_components, block, dtype):
+    """(start, stop, resp) blocks with resp[i, labels[i]] = 1 (no 1 where the label is -1):
+    the one-hot responsibilities that label statistics must equal."""
+    n_samples = labels.shape[0]
+    for start in range(0, n_samples, block):
+        stop = min(start + block, n_samples)
+        resp = np.zeros((stop - start, n_components), dtype=dtype)
+        part = labels[start:stop]
+        rows = np.flatnonzero(part >= 0)
+        resp[rows, part[rows]] = 1
+        yield start, stop, resp

@@ -209,7 +209,8 @@ def test_sampled_kmeans_assigns_rows_to_the_kmeans_centres(threads, small_sample
 
 def test_one_hot_rows_statistics_equal_in_memory(threads, small_sample):
     # The tied initialisation from chosen rows sums every block, one-hot on those rows.
-    from fastgmm._initialization import _one_hot_blocks, _stats_of_given_resp
+    from fastgmm._initialization import _stats_of_given_resp
+    from _reference import one_hot_blocks
 
     X, _ = make_mixture(2000, 2, 3)
     data = _dask.DaskData(da.from_array(X, chunks=(450, 2)), None, 3)
@@ -218,7 +219,7 @@ def test_one_hot_rows_statistics_equal_in_memory(threads, small_sample):
                            centers=np.zeros((3, 2)), tied_center=np.zeros(2))
     labels = np.full(2000, -1)
     labels[chosen] = np.arange(3)
-    expected = _stats_of_given_resp(X, _one_hot_blocks(labels, 3, 256, np.float64), "tied",
+    expected = _stats_of_given_resp(X, one_hot_blocks(labels, 3, 256, np.float64), "tied",
                                     np.zeros((3, 2)), np.zeros(2), 1)
     np.testing.assert_allclose(data._statistics(spec), expected, rtol=1e-12)
 

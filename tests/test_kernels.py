@@ -846,7 +846,7 @@ def test_kmeans_kernels_reject_bad_shapes():
 def test_label_statistics_equal_em_pass_given_one_hot_rows(dtype, covariance_type, D, weighted):
     # stats_of_labels (label_statistics) against em_pass on the one-hot
     # responsibilities it replaces; -1 labels (no responsibility) included.
-    from fastgmm._initialization import _one_hot_blocks, _stats_of_given_resp, stats_of_labels
+    from fastgmm._initialization import _stats_of_given_resp, stats_of_labels
 
     rng = np.random.default_rng(D + 7 * weighted)
     n, K = 1500, 5
@@ -856,7 +856,7 @@ def test_label_statistics_equal_em_pass_given_one_hot_rows(dtype, covariance_typ
     tied_center = X.mean(axis=0).astype(dtype)
     weights = rng.uniform(0, 2, n) if weighted else None
     ours = stats_of_labels(X, labels, covariance_type, centers, tied_center, 1, weights)
-    expected = _stats_of_given_resp(X, _one_hot_blocks(labels, K, 256, dtype), covariance_type,
+    expected = _stats_of_given_resp(X, ref.one_hot_blocks(labels, K, 256, dtype), covariance_type,
                                     centers, tied_center, 1, weights)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(ours, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)

@@ -210,14 +210,3 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
                                  center, n_threads, weights)
     return stats, rows, center
 
-
-def _one_hot_blocks(labels, n_components, block, dtype):
-    """(start, stop, resp) blocks with resp[i, labels[i]] = 1 (no 1 where the label is -1)."""
-    n_samples = labels.shape[0]
-    for start in range(0, n_samples, block):
-        stop = min(start + block, n_samples)
-        resp = np.zeros((stop - start, n_components), dtype=dtype)
-        part = labels[start:stop]
-        rows = np.flatnonzero(part >= 0)
-        resp[rows, part[rows]] = 1
-        yield start, stop, resp
