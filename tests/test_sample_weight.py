@@ -138,7 +138,7 @@ def test_bad_weights_raise_clear_errors_and_leave_no_fit(weights, message):
 
 # ------------------------------------------- a common scale of the weights
 
-SCALES = [1e-20, 1e-14, 1e-10, 1e-3, 1.0, 1e6]
+SCALES = [1e-20, 1e-14, 1e-10, 1e-3, 1.0, 1e6, 1e20]
 
 
 def _bitwise_same_fit(a, b):
@@ -221,6 +221,6 @@ def test_dask_fit_is_invariant_to_a_common_scale_of_the_weights(covariance_type,
         dX = da.from_array(X, chunks=(700, 3))
         reference = _fit(dX, w, **params)
         plain = _fit(dX, **params)
-        for scale in (1e-20, 1e6):
+        for scale in (1e-20, 1e6, 1e20):
             _assert_same_fit(_fit(dX, w * scale, **params), reference)
             _assert_same_fit(_fit(dX, np.full(X.shape[0], scale), **params), plain)
