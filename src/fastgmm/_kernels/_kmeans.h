@@ -61,6 +61,8 @@
  * masks and centre numbers */
 typedef int64_t fastgmm_km_nvid __attribute__((vector_size(FASTGMM_VBYTES)));
 typedef int32_t fastgmm_km_nvif __attribute__((vector_size(FASTGMM_VBYTES)));
+/* eight doubles: the k-means++ potentials of the candidate lanes */
+typedef double fastgmm_km_d8 __attribute__((vector_size(8 * sizeof(double))));
 #endif
 /* 0, 1, 2, ...: the lanes' first centre numbers (loaded, not built lane by
  * lane: that cost more than the comparisons); as int64 and as int32 */
@@ -71,6 +73,7 @@ static const int32_t fastgmm_km_iota_f[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 
  * of as many lanes, the name suffix and the vector's fixed-tree lane sum
  * (_loops.h) */
 #define FASTGMM_KM_T double
+#define FASTGMM_KM_TBYTES 8
 #define fastgmm_km_iota fastgmm_km_iota_d
 #define FASTGMM_KM_I int64_t
 #define FASTGMM_KM_VI fastgmm_km_nvid
@@ -79,6 +82,7 @@ static const int32_t fastgmm_km_iota_f[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 
 #define FASTGMM_KM_HSUM fastgmm_hsum_vd
 #include "_kmeans_body.h"
 #undef FASTGMM_KM_T
+#undef FASTGMM_KM_TBYTES
 #undef fastgmm_km_iota
 #undef FASTGMM_KM_I
 #undef FASTGMM_KM_VI
@@ -87,6 +91,7 @@ static const int32_t fastgmm_km_iota_f[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 
 #undef FASTGMM_KM_HSUM
 
 #define FASTGMM_KM_T float
+#define FASTGMM_KM_TBYTES 4
 #define fastgmm_km_iota fastgmm_km_iota_f
 #define FASTGMM_KM_I int32_t
 #define FASTGMM_KM_VI fastgmm_km_nvif
@@ -95,6 +100,7 @@ static const int32_t fastgmm_km_iota_f[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 
 #define FASTGMM_KM_HSUM fastgmm_hsum_vf
 #include "_kmeans_body.h"
 #undef FASTGMM_KM_T
+#undef FASTGMM_KM_TBYTES
 #undef fastgmm_km_iota
 #undef FASTGMM_KM_I
 #undef FASTGMM_KM_VI

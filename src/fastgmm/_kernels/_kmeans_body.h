@@ -74,6 +74,25 @@ static inline void KN(fastgmm_km_rows)(
             __builtin_memcpy(y + j, &yv, sizeof(KV));
             acc += yv * yv;
         }
+        if (j < D && D >= KW) {
+            /* the last KW features as one vector, overlapping the ones
+             * done: the same values stored again, and only the new lanes'
+             * squares added (scalar tails were a quarter of a float32
+             * potentials pass at D = 39) */
+            typedef FASTGMM_KM_VI VI;
+            const ptrdiff_t t0 = D - KW;
+            KV xv, sv;
+            VI lane;
+            __builtin_memcpy(&xv, x + t0, sizeof(KV));
+            __builtin_memcpy(&sv, shift + t0, sizeof(KV));
+            __builtin_memcpy(&lane, fastgmm_km_iota, sizeof(VI));
+            const KV yv = xv - sv;
+            __builtin_memcpy(y + t0, &yv, sizeof(KV));
+            const VI fresh = lane >= (FASTGMM_KM_I)(j - t0);
+            const KV sq = yv * yv;
+            acc += (KV)((VI)sq & fresh);
+            j = D;
+        }
         s = FASTGMM_KM_HSUM(acc);
 #endif
         for (; j < D; j++) {
@@ -229,6 +248,52 @@ static inline void KN(fastgmm_km_nearest_chunk)(
     }
 }
 
+/* The fast form of k-means++'s passes: the FASTGMM_KM_MARKS = 8 candidate
+ * lanes as one vector of 8 T when that fits in a native vector (float32
+ * with AVX2 or AVX-512, float64 with AVX-512). The dot products of a block
+ * of KR rows stay in KR such vectors and are consumed from registers, the
+ * per-row loop over the candidates is vector code, and float32's candidates
+ * take 256-bit multiply-adds (two a cycle on AVX-512 machines that split
+ * 512-bit ones), not 16-lane vectors with half their lanes padding. Every
+ * lane is the same chain over the features as in fastgmm_km_tile, so the
+ * bits are those of the general form. */
+#if defined(FASTGMM_VECTOR_TYPES) && FASTGMM_KM_MARKS * FASTGMM_KM_TBYTES <= FASTGMM_KM_VBYTES
+#define KM_FAST8 1
+typedef KT KN(fastgmm_km_v8) __attribute__((vector_size(FASTGMM_KM_MARKS * FASTGMM_KM_TBYTES)));
+typedef FASTGMM_KM_I KN(fastgmm_km_i8)
+    __attribute__((vector_size(FASTGMM_KM_MARKS * FASTGMM_KM_TBYTES)));
+#define K8 KN(fastgmm_km_v8)
+#define I8 KN(fastgmm_km_i8)
+
+/* a[r] = sum_j yb[r, j] ct[j, 0:8] for the KR rows of a block (ct's rows
+ * kp apart, kp >= 8), one chain per lane, j in order. */
+static FASTGMM_ALWAYS_INLINE void KN(fastgmm_km_tile8)(
+    ptrdiff_t D, ptrdiff_t kp, const KT *__restrict__ yb, const KT *__restrict__ ct,
+    K8 a[KR])
+{
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < KR; r++) a[r] = (K8){0};
+    for (ptrdiff_t j = 0; j < D; j++) {
+        K8 c;
+        __builtin_memcpy(&c, ct + j * kp, sizeof(K8));
+        FASTGMM_IN_REGISTER(c);
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < KR; r++) a[r] += yb[r * D + j] * c;
+    }
+}
+
+/* The bits of the lanes set in a comparison mask, lane m as bit m. */
+static FASTGMM_ALWAYS_INLINE unsigned KN(fastgmm_km_bits8)(I8 mask)
+{
+    const I8 pow2 = {1, 2, 4, 8, 16, 32, 64, 128};
+    I8 b = mask & pow2;
+    b |= __builtin_shufflevector(b, b, 4, 5, 6, 7, 0, 1, 2, 3);
+    b |= __builtin_shufflevector(b, b, 2, 3, 0, 1, 6, 7, 4, 5);
+    b |= __builtin_shufflevector(b, b, 1, 0, 3, 2, 5, 4, 7, 6);
+    return (unsigned)b[0];
+}
+#endif
+
 /* k-means++ potentials of M <= FASTGMM_KM_MARKS candidates c_m over a chunk:
  *   pot[m] += sum_i w_i min(closest_i, |y_i - c_m|^2)        (w NULL: ones)
  *   marked[m] += the rows with |y_i - c_m|^2 < closest_i,
@@ -270,6 +335,36 @@ static inline void KN(fastgmm_km_potentials_chunk)(
         improve[i] = 0;
     }
     const double skipped = (base[0] + base[1]) + (base[2] + base[3]);
+#ifdef KM_FAST8
+    {
+        K8 cnv, a[KR];
+        I8 cnt = (I8){0};
+        fastgmm_km_d8 acc = (fastgmm_km_d8){0};
+        __builtin_memcpy(&cnv, cn, sizeof(K8));
+        for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
+            const ptrdiff_t q = m - p0 < KR ? m - p0 : KR;
+            KN(fastgmm_km_rows)(q, D, X, rows + p0, shift, yb, yn);
+            KN(fastgmm_km_tile8)(D, kp, yb, ct, a);
+            for (ptrdiff_t r = 0; r < q; r++) {
+                const ptrdiff_t i = rows[p0 + r];
+                const K8 clv = (K8){0} + closest[i];
+                const double wi = w == NULL ? 1.0 : (double)w[i];
+                /* fastgmm_km_dist lane by lane: (|y|^2 + |c|^2) - 2 y.c, at least 0 */
+                K8 d = (yn[r] + cnv) - (a[r] + a[r]);
+                d = (K8)((I8)d & (I8)(d > 0));
+                const I8 nearer = (I8)(d < clv);
+                const K8 v = (K8)(((I8)d & nearer) | ((I8)clv & ~nearer));
+                acc += wi * __builtin_convertvector(v, fastgmm_km_d8);
+                cnt -= nearer;
+                improve[i] = (uint8_t)KN(fastgmm_km_bits8)(nearer);
+            }
+        }
+        for (int c = 0; c < L; c++) {
+            sums[c] = acc[c];
+            counts[c] = (double)cnt[c];
+        }
+    }
+#else
     for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
         const ptrdiff_t q = m - p0 < KR ? m - p0 : KR;
         KN(fastgmm_km_rows)(q, D, X, rows + p0, shift, yb, yn);
@@ -290,6 +385,7 @@ static inline void KN(fastgmm_km_potentials_chunk)(
             improve[i] = (uint8_t)bits;
         }
     }
+#endif
     for (ptrdiff_t c = 0; c < M; c++) {
         pot[c] += skipped + sums[c];
         marked[c] += counts[c];
@@ -331,7 +427,14 @@ static inline void KN(fastgmm_km_closest_chunk)(
     for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
         const ptrdiff_t q = m - p0 < KR ? m - p0 : KR;
         KN(fastgmm_km_rows)(q, D, X, rows + p0, shift, yb, yn);
+#ifdef KM_FAST8
+        /* lane 0 of the 8-lane tile: the chain potentials_chunk ran */
+        K8 a[KR];
+        KN(fastgmm_km_tile8)(D, kp, yb, ct, a);
+        for (int r = 0; r < KR; r++) dots[r * kp] = a[r][0];
+#else
         KN(fastgmm_km_tile)(8, 1, D, kp, 0, 0, yb, ct, dots);
+#endif
         for (ptrdiff_t r = 0; r < q; r++) {
             const ptrdiff_t i = rows[p0 + r];
             const KT d = KN(fastgmm_km_dist)(yn[r], cn[0], dots[r * kp]);
@@ -437,6 +540,11 @@ static inline void KN(fastgmm_km_label_stats_chunk)(
     }
 }
 
+#ifdef KM_FAST8
+#undef KM_FAST8
+#undef K8
+#undef I8
+#endif
 #undef KW
 #undef KR
 #undef KT
