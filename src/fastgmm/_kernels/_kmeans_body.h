@@ -10,6 +10,8 @@
 /* Centres in a vector: the lanes of one native vector. */
 enum { KN(fastgmm_km_lanes) = FASTGMM_KM_VBYTES / (int)sizeof(KT) };
 #define KW KN(fastgmm_km_lanes)
+/* the same, for the preprocessor */
+#define KM_LANES (FASTGMM_KM_VBYTES / FASTGMM_KM_TBYTES)
 #define KR FASTGMM_KM_ROWS
 
 /* The centres packed for the dot products: ct[j * kp + k] = c[k, j] with
@@ -224,21 +226,51 @@ static inline int32_t KN(fastgmm_km_argmin)(
             best = (KV)(((VI)s & less) | ((VI)best & ~less));
             idx = (at & less) | (idx & ~less);
         }
-        KT bv[KW];
-        FASTGMM_KM_I bi[KW];
-        __builtin_memcpy(bv, &best, sizeof(KV));
-        __builtin_memcpy(bi, &idx, sizeof(VI));
-        /* the smallest value, then the lowest centre holding it: selects
-         * only (a compare chain with branches mispredicted half the time
-         * cost more than the dot products at D = 8, K = 32) */
-        KT v = bv[0];
-        for (int l = 1; l < KW; l++) v = bv[l] < v ? bv[l] : v;
-        FASTGMM_KM_I k = (FASTGMM_KM_I)kp;
-        for (int l = 0; l < KW; l++) {
-            const FASTGMM_KM_I here = bv[l] == v ? bi[l] : (FASTGMM_KM_I)kp;
-            k = here < k ? here : k;
+        /* the smallest value, then the lowest centre holding it, by
+         * butterflies of lane swaps (vector selects: lane by lane in
+         * scalar code, with branches on the comparisons, this was a third
+         * of a Lloyd pass at D = 8, K = 32) */
+#define KM_VMIN(a, b) ((KV)(((VI)(b) & (VI)((b) < (a))) | ((VI)(a) & ~(VI)((b) < (a)))))
+#define KM_IMIN(a, b) (((b) & (VI)((b) < (a))) | ((a) & ~(VI)((b) < (a))))
+        KV v = best;
+        VI k;
+#if KM_LANES == 16
+#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s, 4 ^ s, 5 ^ s, \
+    6 ^ s, 7 ^ s, 8 ^ s, 9 ^ s, 10 ^ s, 11 ^ s, 12 ^ s, 13 ^ s, 14 ^ s, 15 ^ s)
+        v = KM_VMIN(v, KM_XOR(v, 8));
+#elif KM_LANES == 8
+#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s, 4 ^ s, 5 ^ s, \
+    6 ^ s, 7 ^ s)
+#elif KM_LANES == 4
+#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s)
+#else
+#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s)
+#endif
+#if KM_LANES >= 8
+        v = KM_VMIN(v, KM_XOR(v, 4));
+#endif
+#if KM_LANES >= 4
+        v = KM_VMIN(v, KM_XOR(v, 2));
+#endif
+        v = KM_VMIN(v, KM_XOR(v, 1));
+        {
+            const VI tie = (VI)(best == v);
+            k = (idx & tie) | (((VI){0} + (FASTGMM_KM_I)kp) & ~tie);
         }
-        return (int32_t)k;
+#if KM_LANES == 16
+        k = KM_IMIN(k, KM_XOR(k, 8));
+#endif
+#if KM_LANES >= 8
+        k = KM_IMIN(k, KM_XOR(k, 4));
+#endif
+#if KM_LANES >= 4
+        k = KM_IMIN(k, KM_XOR(k, 2));
+#endif
+        k = KM_IMIN(k, KM_XOR(k, 1));
+#undef KM_XOR
+#undef KM_VMIN
+#undef KM_IMIN
+        return (int32_t)k[0];
     }
 #endif
     KT best = cn[0] - (dr[0] + dr[0]);
@@ -586,6 +618,7 @@ static inline void KN(fastgmm_km_label_stats_chunk)(
 #undef K8
 #undef I8
 #endif
+#undef KM_LANES
 #undef KW
 #undef KR
 #undef KT
