@@ -57,6 +57,11 @@ cdef extern from "_kmeans.h":
     void fastgmm_km_lloyd_sums_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const float *shift, const float *w, const int *fresh, int *labels, int update, double *stat) noexcept nogil
 
 CHUNK_ROWS = KM_CHUNK
+# Chunks a closest pass takes at a time once the seed is chosen (it sums
+# nothing then, so the order is free): its few rows a chunk (speech: 4 of
+# 256) are gathered, and only a longer list lets them be prefetched ahead.
+cdef enum:
+    GATHER_CHUNKS = 64
 # Candidates per k-means++ step that kmeanspp_potentials marks row by row (a byte of bits).
 MAX_MARKED_CANDIDATES = KM_MARKS
 
@@ -125,7 +130,7 @@ cdef class _Scratch:
 
 
 cdef _Scratch _scratch(const floating[:, ::1] centres, Py_ssize_t D, int n_threads,
-                       bint candidates=False):
+                       bint candidates=False, Py_ssize_t rows_per_thread=KM_CHUNK):
     cdef _Scratch s = _Scratch()
     cdef Py_ssize_t K = centres.shape[0]
     cdef size_t item = sizeof(floating)
@@ -136,7 +141,7 @@ cdef _Scratch _scratch(const floating[:, ::1] centres, Py_ssize_t D, int n_threa
     s.dots_elems = _product(KM_ROWS, s.kp)
     s.yb = _alloc(_product(s.yb_elems, n_threads), item)
     s.dots = _alloc(_product(s.dots_elems, n_threads), item)
-    s.rows = <Py_ssize_t *> _alloc(_product(KM_CHUNK, n_threads), sizeof(Py_ssize_t))
+    s.rows = <Py_ssize_t *> _alloc(_product(rows_per_thread, n_threads), sizeof(Py_ssize_t))
     s.fresh = <int *> _alloc(_product(KM_CHUNK, n_threads), sizeof(int))
     if floating is double:
         fastgmm_km_pack_d(K, D, &centres[0, 0], s.kp, <double *> s.ct, <double *> s.cn)
@@ -321,7 +326,7 @@ def kmeanspp_closest(
     cdef Py_ssize_t n = X.shape[0], D = X.shape[1]
     cdef Py_ssize_t n_slots = potentials.shape[0]
     cdef Py_ssize_t n_chunks = (n + KM_CHUNK - 1) // KM_CHUNK
-    cdef Py_ssize_t slot, chunk, first, last, start, n_rows, s
+    cdef Py_ssize_t slot, chunk, first, last, start, n_rows, s, step
     cdef bint has_weights = sample_weight.shape[0] > 0
     cdef bint has_improve = improve.shape[0] > 0
     cdef _Scratch sc
@@ -350,31 +355,35 @@ def kmeanspp_closest(
     if n == 0:
         return
     n_threads = <int> max(1, min(n_threads, n_slots))
-    sc = _scratch(centre, D, n_threads)
+    # with init every chunk's sum is added on its own, in order
+    step = 1 if init else GATHER_CHUNKS
+    sc = _scratch(centre, D, n_threads, False, _product(step, KM_CHUNK))
     with nogil, parallel(num_threads=n_threads):
         for slot in prange(n_slots, schedule='dynamic'):
             t = threadid()
             first = slot * n_chunks // n_slots
             last = (slot + 1) * n_chunks // n_slots
-            for chunk in range(first, last):
+            chunk = first
+            while chunk < last:
                 start = chunk * KM_CHUNK
-                n_rows = min(<Py_ssize_t> KM_CHUNK, n - start)
+                n_rows = min(min(chunk + step, last) * KM_CHUNK, n) - start
                 w = &sample_weight[start] if has_weights else NULL
                 marks = &improve[start] if (has_improve and not init) else NULL
                 if floating is double:
                     fastgmm_km_closest_chunk_d(
                         n_rows, D, &X[start, 0], &shift[0], <double *> sc.ct,
                         <double *> sc.cn, w, init, label, marks, 1u << bit, reach_ptr,
-                        &closest[start], &nearest[start], sc.rows + t * KM_CHUNK,
+                        &closest[start], &nearest[start], sc.rows + t * step * KM_CHUNK,
                         <double *> sc.yb + t * sc.yb_elems,
                         <double *> sc.dots + t * sc.dots_elems, &potentials[slot])
                 else:
                     fastgmm_km_closest_chunk_f(
                         n_rows, D, &X[start, 0], &shift[0], <float *> sc.ct,
                         <float *> sc.cn, w, init, label, marks, 1u << bit, reach_ptr,
-                        &closest[start], &nearest[start], sc.rows + t * KM_CHUNK,
+                        &closest[start], &nearest[start], sc.rows + t * step * KM_CHUNK,
                         <float *> sc.yb + t * sc.yb_elems,
                         <float *> sc.dots + t * sc.dots_elems, &potentials[slot])
+                chunk = chunk + step
 
 
 def label_stat_size(int cov_type, Py_ssize_t n_components, Py_ssize_t n_features):

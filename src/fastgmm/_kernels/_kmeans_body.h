@@ -467,7 +467,9 @@ static inline void KN(fastgmm_km_potentials_chunk)(
  * `bit` set (found by potentials_chunk with the same arithmetic); else the
  * rows that the triangle inequality cannot rule out (reach as above, for
  * c alone) and whose distance turns out smaller. init: every row, and
- * *pot += sum_i w_i closest_i. rows, yb, dots: scratch as above. */
+ * *pot += sum_i w_i closest_i (then n is one chunk, at most
+ * FASTGMM_KM_CHUNK rows; otherwise any number). rows: scratch of n; yb,
+ * dots: as above. */
 static inline void KN(fastgmm_km_closest_chunk)(
     ptrdiff_t n, ptrdiff_t D, const KT *__restrict__ X, const KT *__restrict__ shift,
     const KT *__restrict__ ct, const KT *__restrict__ cn, const KT *__restrict__ w,
