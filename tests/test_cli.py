@@ -949,6 +949,10 @@ def test_fit_bayesian_standardize_and_plot(data_dir, tmp_path):
     (("fit", "DATA", "--bayesian", "--weight-concentration-prior-type", "pitman_yor"),
      "argument --weight-concentration-prior-type: invalid choice"),
     (("select", "DATA", "--bayesian"), "unrecognized arguments: --bayesian"),
+    # the criterion chooses among numbers of components: never silently ignored
+    (("fit", "DATA", "--bayesian", "--criterion", "aic"),
+     "--bayesian chooses them itself: drop --criterion"),
+    (("fit", "DATA", "-k", "3", "--criterion", "aic"), "--criterion goes with -k auto"),
 ])
 def test_bayesian_usage_errors(data_dir, tmp_path, args, match):
     folder, _ = data_dir

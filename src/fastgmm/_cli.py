@@ -754,6 +754,14 @@ def cmd_fit(args):
             if getattr(args, option) is not None:
                 raise CommandError(f"--{option.replace('_', '-')} goes with --bayesian")
         k_values, auto = _fit_k_values(args, covariance_types)
+    if args.criterion is not None and not auto:
+        # the criterion only chooses among numbers of components: given
+        # with one number (or --bayesian) it would be silently ignored
+        raise CommandError("--criterion goes with -k auto (it chooses the number of "
+                           "components); " + ("--bayesian chooses them itself: drop "
+                                              "--criterion" if args.bayesian else
+                                              "drop it, or give -k auto"))
+    criterion = "bic" if args.criterion is None else args.criterion
     check_outputs({"DATA": args.data},
                   {"--out": args.out, "--labels": args.labels, "--proba": args.proba,
                    "--plot": args.plot}, files_only=("--out", "--plot"))
@@ -767,8 +775,7 @@ def cmd_fit(args):
     if args.bayesian:
         gmm = _fit_bayesian(X_fit, args, n_components, covariance_types[0])
     elif auto:
-        gmm, table = _run_selection(X_fit, args, k_values, covariance_types,
-                                    args.criterion)
+        gmm, table = _run_selection(X_fit, args, k_values, covariance_types, criterion)
         say(table)
         say()
     else:
@@ -1006,7 +1013,7 @@ def build_parser():
     _covariance_type_options(fit, "full",
                              "full, tied, diag or spherical (default full); with -k auto, "
                              "a comma-separated list to choose among")
-    fit.add_argument("--criterion", choices=CRITERIA, default="bic",
+    fit.add_argument("--criterion", choices=CRITERIA, default=None,
                      help="with -k auto: the criterion to minimise (default bic)")
     bayesian = fit.add_argument_group("Bayesian mixture (BayesianGaussianMixture)")
     bayesian.add_argument("--bayesian", action="store_true",
