@@ -216,12 +216,14 @@ def _no_weights(dtype):
 
 
 # Work (rows x features x centre lanes) a thread must have before a pass
-# takes it: 2**24 is a few milliseconds. A thread woken for less costs more
-# than it saves, and on a busy machine every parallel pass waits for its
-# last thread to be scheduled (mid, 2 threads beside other work: 392 ms a
-# k-means against 227 ms on one thread). k-means++ is one or two short
-# passes per component, so it meets that wait K times.
-WORK_PER_THREAD = 2**24
+# takes it: 2**20 is a fraction of a millisecond, more than a wake-up costs.
+# It was 2**24, chosen while this 2-core machine ran other work (there every
+# parallel pass waits for its last thread to be scheduled: mid, 392 ms a
+# k-means on 2 threads against 227 ms on one); on the machine alone that
+# left mid's and blobs2d's passes on one thread, and two halve them
+# (k-means++ median of 5, ms, 2**24 -> 2**20: mid 66.5 -> 38.7, blobs2d
+# 43.7 -> 23.8, speech 570 -> 543).
+WORK_PER_THREAD = 2**20
 
 
 def _threads(n_threads, work):
