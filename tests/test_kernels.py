@@ -695,6 +695,81 @@ def test_lloyd_pass_matches_numpy(dtype, n, D, K, weighted):
     assert (stats.sum(axis=0)[1 + K:] == 0).all()
 
 
+def _lloyd_run(X, shift, w, centres, bounded, n_passes):
+    """Lloyd passes from `centres` through lloyd_pass, with or without the
+    bounds; every pass's labels and stats."""
+    from fastgmm._kmeans import _average_centres, _max_squared_norm, _moved
+
+    n, K, D = X.shape[0], centres.shape[0], X.shape[1]
+    labels = np.full(n, -1, dtype=np.int32)
+    gap = np.full(n, np.nan, dtype=np.float32)    # any value before the first pass
+    delta = np.zeros(K)
+    out = []
+    for p in range(n_passes):
+        stats = np.empty((4, lloyd_stat_size(K, D)))
+        extra = (dict(gap=gap, delta=delta, cmax2=_max_squared_norm(centres))
+                 if bounded else {})
+        lloyd_pass(X, shift, w, centres, labels, stats, True, 2, **extra)
+        out.append((labels.copy(), stats.copy()))
+        total = stats.sum(axis=0)
+        weights, sums = total[1 + K:1 + 2 * K], total[1 + 2 * K:].reshape(K, D)
+        new = _average_centres(sums, np.where(weights > 0, weights, 1.0), X.dtype)
+        new[weights == 0] = centres[weights == 0]
+        delta = _moved(centres, new)
+        centres = new
+    return out
+
+
+def _tie_problems(dtype):
+    """Data where rows sit exactly on (or within rounding of) the bisector of
+    two centres, duplicates, and integer grids: the labels that a bound
+    too loose by a rounding would change."""
+    rng = np.random.default_rng(7)
+    grid = np.stack(np.meshgrid(np.arange(12), np.arange(12)), -1).reshape(-1, 2)
+    yield "grid", np.repeat(grid, 3, axis=0).astype(dtype), 5
+    blobs = rng.normal(size=(3000, 5)) + rng.integers(0, 3, (3000, 1)) * 4
+    yield "blobs", blobs.astype(dtype), 6
+    dup = np.repeat(rng.normal(size=(40, 3)), 25, axis=0)
+    yield "duplicates", dup.astype(dtype), 7
+    yield "one cluster", np.zeros((500, 4), dtype=dtype) + rng.normal(
+        size=(500, 4)).astype(dtype) * 1e-3, 3
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-6, 1.0, 1e6, 1e20])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bounded_lloyd_labels_bitwise_the_full_comparison(dtype, scale):
+    """Rows the bound keeps are labelled as if compared with every centre:
+    the same labels, counts and sums, pass after pass, on ties, duplicates
+    and grids at every scale the project promises."""
+    for name, X, K in _tie_problems(dtype):
+        X = (X.astype(np.float64) * scale).astype(dtype)
+        shift = X.mean(axis=0).astype(dtype)
+        rng = np.random.default_rng(K)
+        centres = (X[rng.choice(X.shape[0], K, replace=False)] - shift).astype(dtype)
+        w = np.empty(0, dtype=dtype)
+        full = _lloyd_run(X, shift, w, centres, False, 6)
+        bounded = _lloyd_run(X, shift, w, centres, True, 6)
+        for p, ((l1, s1), (l2, s2)) in enumerate(zip(full, bounded)):
+            np.testing.assert_array_equal(l2, l1, err_msg=f"{name}, pass {p}")
+            np.testing.assert_array_equal(s2, s1, err_msg=f"{name}, pass {p}")
+
+
+def test_bounded_lloyd_checks_its_arguments():
+    X = np.zeros((10, 2))
+    centres = np.zeros((3, 2))
+    labels = np.full(10, -1, dtype=np.int32)
+    stats = np.empty((1, lloyd_stat_size(3, 2)))
+    args = (X, np.zeros(2), np.empty(0), centres, labels, stats, True, 1)
+    with pytest.raises(ValueError, match="gap must have one entry per row"):
+        lloyd_pass(*args, gap=np.zeros(9, np.float32), delta=np.zeros(3))
+    with pytest.raises(ValueError, match="gap must have one entry per row"):
+        lloyd_pass(*args, gap=np.zeros(10, np.float32), delta=np.zeros(2))
+    with pytest.raises(ValueError, match="delta must hold distances"):
+        lloyd_pass(*args, gap=np.zeros(10, np.float32), delta=np.array([0, np.nan, 0]))
+    with pytest.raises(ValueError, match="cmax2 must be >= 0"):
+        lloyd_pass(*args, gap=np.zeros(10, np.float32), delta=np.zeros(3), cmax2=-1.0)
+
+
 def _seeded_state(X, shift, centres, w):
     """closest and nearest after seeding with every centre, through the kernel."""
     n, dtype = X.shape[0], X.dtype

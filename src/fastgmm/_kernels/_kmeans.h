@@ -31,6 +31,7 @@
 #ifndef FASTGMM_KMEANS_H
 #define FASTGMM_KMEANS_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -53,6 +53,8 @@ cdef extern from "_kmeans.h":
     void fastgmm_km_closest_chunk_f(Py_ssize_t n, Py_ssize_t D, const float *X, const float *shift, const float *ct, const float *cn, const float *w, int init, int label, const unsigned char *improve, unsigned bit, const double *reach, float *closest, int *nearest, Py_ssize_t *rows, float *yb, float *dots, double *pot) noexcept nogil
     void fastgmm_km_label_stats_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const double *X, const double *w, const int *labels, const double *centres, int cov, const double *tied_centre, double *d, double *stat) noexcept nogil
     void fastgmm_km_label_stats_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const double *w, const int *labels, const float *centres, int cov, const float *tied_centre, double *d, double *stat) noexcept nogil
+    void fastgmm_km_nearest_bounded_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const double *X, const double *shift, const double *ct, const double *cn, const int *labels, const double *delta, double delta_max, double e, double cmax2, float *gap, Py_ssize_t *rows, double *yb, double *dots, int *fresh) noexcept nogil
+    void fastgmm_km_nearest_bounded_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const float *shift, const float *ct, const float *cn, const int *labels, const double *delta, double delta_max, double e, double cmax2, float *gap, Py_ssize_t *rows, float *yb, float *dots, int *fresh) noexcept nogil
     void fastgmm_km_lloyd_sums_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const double *X, const double *shift, const double *w, const int *fresh, int *labels, int update, double *stat) noexcept nogil
     void fastgmm_km_lloyd_sums_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const float *shift, const float *w, const int *fresh, int *labels, int update, double *stat) noexcept nogil
 
@@ -159,6 +161,9 @@ def lloyd_pass(
     double[:, ::1] stats,                   # OUT n_slots x lloyd_stat_size(K, D)
     bint update,
     int n_threads,
+    float[::1] gap=None,                    # INOUT n: the rows' bounds (None: no bounds)
+    const double[::1] delta=None,           # IN  K: how far each centre moved since the last pass
+    double cmax2=0.0,                       # IN  >= max_k |centres_k|^2
 ):
     """One Lloyd step's labels and (with `update`) the sums of its M-step.
 
@@ -166,12 +171,22 @@ def lloyd_pass(
     (a slot) holds, for its run of chunks: the number of rows whose label
     changed, per-cluster row counts, then (with `update`) per-cluster
     weights and sums of w_i y_i.
+
+    With `gap`, rows whose label cannot change are not compared with every
+    centre (_kmeans.h, nearest_bounded_chunk): the labels are the same, bit
+    for bit. gap[i] must hold what the last pass with gap left there, for
+    centres that have since moved by at most delta (any value where
+    labels[i] < 0).
     """
     cdef Py_ssize_t n = X.shape[0], D = X.shape[1], K = centres.shape[0]
     cdef Py_ssize_t n_slots = stats.shape[0], size = lloyd_stat_size(K, D)
     cdef Py_ssize_t n_chunks = (n + KM_CHUNK - 1) // KM_CHUNK
     cdef Py_ssize_t slot, chunk, first, last, start, n_rows, s, e
     cdef bint has_weights = sample_weight.shape[0] > 0
+    cdef bint bounded = gap is not None
+    cdef double delta_max = 0.0
+    # e of the rounding bound: 2 (D + 4) units of roundoff of the data's type
+    cdef double eps_d = 2.0 * (D + 4) * (2.0**-52 if floating is double else 2.0**-23)
     cdef _Scratch sc
     cdef const floating *w
     cdef int t
@@ -186,6 +201,16 @@ def lloyd_pass(
         raise ValueError(f"labels must have one entry per row ({n}); got {labels.shape[0]}")
     if n_slots < 1 or stats.shape[1] != size:
         raise ValueError(f"stats must have shape (n_slots >= 1, {size})")
+    if gap is not None:
+        if gap.shape[0] != n or delta is None or delta.shape[0] != K:
+            raise ValueError(f"gap must have one entry per row ({n}) and delta one per "
+                             f"centre ({K})")
+        for s in range(K):
+            if not delta[s] >= 0:
+                raise ValueError("delta must hold distances (>= 0, not NaN)")
+            delta_max = max(delta_max, delta[s])
+        if not cmax2 >= 0:
+            raise ValueError("cmax2 must be >= 0")
     for s in range(n_slots):
         for e in range(size):
             stats[s, e] = 0.0
@@ -205,18 +230,34 @@ def lloyd_pass(
                 n_rows = min(<Py_ssize_t> KM_CHUNK, n - start)
                 w = &sample_weight[start] if has_weights else NULL
                 if floating is double:
-                    fastgmm_km_nearest_chunk_d(
-                        n_rows, D, K, &X[start, 0], &shift[0], <double *> sc.ct,
-                        <double *> sc.cn, <double *> sc.yb + t * sc.yb_elems,
-                        <double *> sc.dots + t * sc.dots_elems, sc.fresh + t * KM_CHUNK)
+                    if bounded:
+                        fastgmm_km_nearest_bounded_chunk_d(
+                            n_rows, D, K, &X[start, 0], &shift[0], <double *> sc.ct,
+                            <double *> sc.cn, &labels[start], &delta[0], delta_max, eps_d,
+                            cmax2, &gap[start], sc.rows + t * KM_CHUNK,
+                            <double *> sc.yb + t * sc.yb_elems,
+                            <double *> sc.dots + t * sc.dots_elems, sc.fresh + t * KM_CHUNK)
+                    else:
+                        fastgmm_km_nearest_chunk_d(
+                            n_rows, D, K, &X[start, 0], &shift[0], <double *> sc.ct,
+                            <double *> sc.cn, <double *> sc.yb + t * sc.yb_elems,
+                            <double *> sc.dots + t * sc.dots_elems, sc.fresh + t * KM_CHUNK)
                     fastgmm_km_lloyd_sums_chunk_d(
                         n_rows, D, K, &X[start, 0], &shift[0], w, sc.fresh + t * KM_CHUNK,
                         &labels[start], update, &stats[slot, 0])
                 else:
-                    fastgmm_km_nearest_chunk_f(
-                        n_rows, D, K, &X[start, 0], &shift[0], <float *> sc.ct,
-                        <float *> sc.cn, <float *> sc.yb + t * sc.yb_elems,
-                        <float *> sc.dots + t * sc.dots_elems, sc.fresh + t * KM_CHUNK)
+                    if bounded:
+                        fastgmm_km_nearest_bounded_chunk_f(
+                            n_rows, D, K, &X[start, 0], &shift[0], <float *> sc.ct,
+                            <float *> sc.cn, &labels[start], &delta[0], delta_max, eps_d,
+                            cmax2, &gap[start], sc.rows + t * KM_CHUNK,
+                            <float *> sc.yb + t * sc.yb_elems,
+                            <float *> sc.dots + t * sc.dots_elems, sc.fresh + t * KM_CHUNK)
+                    else:
+                        fastgmm_km_nearest_chunk_f(
+                            n_rows, D, K, &X[start, 0], &shift[0], <float *> sc.ct,
+                            <float *> sc.cn, <float *> sc.yb + t * sc.yb_elems,
+                            <float *> sc.dots + t * sc.dots_elems, sc.fresh + t * KM_CHUNK)
                     fastgmm_km_lloyd_sums_chunk_f(
                         n_rows, D, K, &X[start, 0], &shift[0], w, sc.fresh + t * KM_CHUNK,
                         &labels[start], update, &stats[slot, 0])

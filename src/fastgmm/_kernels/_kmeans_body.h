@@ -198,6 +198,36 @@ static FASTGMM_ALWAYS_INLINE KT KN(fastgmm_km_dist)(KT yn, KT cn, KT dot)
     return d > 0 ? d : (KT)0;
 }
 
+#ifdef FASTGMM_VECTOR_TYPES
+/* Butterflies over the lanes of a native vector: KM_XOR(x, s) swaps lanes
+ * l and l ^ s; KM_VMIN / KM_IMIN, the lane-wise smaller (b where b < a). */
+#define KM_VMIN(a, b) ((KV)(((VI)(b) & (VI)((b) < (a))) | ((VI)(a) & ~(VI)((b) < (a)))))
+#define KM_IMIN(a, b) (((b) & (VI)((b) < (a))) | ((a) & ~(VI)((b) < (a))))
+#if KM_LANES == 16
+#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s, 4 ^ s, 5 ^ s, \
+    6 ^ s, 7 ^ s, 8 ^ s, 9 ^ s, 10 ^ s, 11 ^ s, 12 ^ s, 13 ^ s, 14 ^ s, 15 ^ s)
+#elif KM_LANES == 8
+#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s, 4 ^ s, 5 ^ s, \
+    6 ^ s, 7 ^ s)
+#elif KM_LANES == 4
+#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s)
+#else
+#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s)
+#endif
+/* every lane the smallest of all lanes */
+#if KM_LANES == 16
+#define KM_ALL_MIN(x, MIN) do { x = MIN(x, KM_XOR(x, 8)); x = MIN(x, KM_XOR(x, 4)); \
+    x = MIN(x, KM_XOR(x, 2)); x = MIN(x, KM_XOR(x, 1)); } while (0)
+#elif KM_LANES == 8
+#define KM_ALL_MIN(x, MIN) do { x = MIN(x, KM_XOR(x, 4)); x = MIN(x, KM_XOR(x, 2)); \
+    x = MIN(x, KM_XOR(x, 1)); } while (0)
+#elif KM_LANES == 4
+#define KM_ALL_MIN(x, MIN) do { x = MIN(x, KM_XOR(x, 2)); x = MIN(x, KM_XOR(x, 1)); } while (0)
+#else
+#define KM_ALL_MIN(x, MIN) do { x = MIN(x, KM_XOR(x, 1)); } while (0)
+#endif
+#endif
+
 /* The first k of smallest |c_k|^2 - 2 y.c_k over the K centres, for one
  * row's dot products dr (kp of them). With vector types: the running
  * minimum of every lane (strict <, so each lane keeps its first), then the
@@ -230,46 +260,14 @@ static inline int32_t KN(fastgmm_km_argmin)(
          * butterflies of lane swaps (vector selects: lane by lane in
          * scalar code, with branches on the comparisons, this was a third
          * of a Lloyd pass at D = 8, K = 32) */
-#define KM_VMIN(a, b) ((KV)(((VI)(b) & (VI)((b) < (a))) | ((VI)(a) & ~(VI)((b) < (a)))))
-#define KM_IMIN(a, b) (((b) & (VI)((b) < (a))) | ((a) & ~(VI)((b) < (a))))
         KV v = best;
         VI k;
-#if KM_LANES == 16
-#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s, 4 ^ s, 5 ^ s, \
-    6 ^ s, 7 ^ s, 8 ^ s, 9 ^ s, 10 ^ s, 11 ^ s, 12 ^ s, 13 ^ s, 14 ^ s, 15 ^ s)
-        v = KM_VMIN(v, KM_XOR(v, 8));
-#elif KM_LANES == 8
-#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s, 4 ^ s, 5 ^ s, \
-    6 ^ s, 7 ^ s)
-#elif KM_LANES == 4
-#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s, 2 ^ s, 3 ^ s)
-#else
-#define KM_XOR(x, s) __builtin_shufflevector(x, x, 0 ^ s, 1 ^ s)
-#endif
-#if KM_LANES >= 8
-        v = KM_VMIN(v, KM_XOR(v, 4));
-#endif
-#if KM_LANES >= 4
-        v = KM_VMIN(v, KM_XOR(v, 2));
-#endif
-        v = KM_VMIN(v, KM_XOR(v, 1));
+        KM_ALL_MIN(v, KM_VMIN);
         {
             const VI tie = (VI)(best == v);
             k = (idx & tie) | (((VI){0} + (FASTGMM_KM_I)kp) & ~tie);
         }
-#if KM_LANES == 16
-        k = KM_IMIN(k, KM_XOR(k, 8));
-#endif
-#if KM_LANES >= 8
-        k = KM_IMIN(k, KM_XOR(k, 4));
-#endif
-#if KM_LANES >= 4
-        k = KM_IMIN(k, KM_XOR(k, 2));
-#endif
-        k = KM_IMIN(k, KM_XOR(k, 1));
-#undef KM_XOR
-#undef KM_VMIN
-#undef KM_IMIN
+        KM_ALL_MIN(k, KM_IMIN);
         return (int32_t)k[0];
     }
 #endif
@@ -299,6 +297,142 @@ static inline void KN(fastgmm_km_nearest_chunk)(
         KN(fastgmm_km_dots)(D, kp, yb, ct, dots);
         for (ptrdiff_t r = 0; r < q; r++)
             labels[i0 + r] = KN(fastgmm_km_argmin)(K, kp, cn, dots + r * kp);
+    }
+}
+
+/* As argmin, and the smallest value t_a (of |c_k|^2 - 2 y.c_k, at the chosen
+ * k = a) and the smallest over the other centres t_b (+inf for K = 1):
+ * what the bounds of nearest_bounded_chunk are made of. The same k as
+ * argmin. */
+static inline int32_t KN(fastgmm_km_argmin2)(
+    ptrdiff_t K, ptrdiff_t kp, const KT *__restrict__ cn, const KT *__restrict__ dr,
+    KT *__restrict__ ta, KT *__restrict__ tb)
+{
+#ifdef FASTGMM_VECTOR_TYPES
+    if (kp > KW) {
+        /* per lane the smallest, the one after it and where the smallest
+         * is; then the smallest lane, its lowest centre (argmin's), and
+         * the smallest of every other lane's best and that lane's second */
+        typedef FASTGMM_KM_VI VI;
+        KV best, second = (KV){0} + (KT)INFINITY, c, d;
+        VI idx, at;
+        const VI step = (VI){0} + (FASTGMM_KM_I)KW;
+        __builtin_memcpy(&idx, fastgmm_km_iota, sizeof(VI));
+        __builtin_memcpy(&c, cn, sizeof(KV));
+        __builtin_memcpy(&d, dr, sizeof(KV));
+        best = c - (d + d);
+        at = idx;
+        for (ptrdiff_t k0 = KW; k0 < kp; k0 += KW) {
+            __builtin_memcpy(&c, cn + k0, sizeof(KV));
+            __builtin_memcpy(&d, dr + k0, sizeof(KV));
+            const KV s = c - (d + d);
+            at += step;
+            const VI less = (VI)(s < best);
+            const KV low2 = KM_VMIN(second, s);
+            second = (KV)(((VI)best & less) | ((VI)low2 & ~less));
+            best = (KV)(((VI)s & less) | ((VI)best & ~less));
+            idx = (at & less) | (idx & ~less);
+        }
+        KV v = best;
+        KM_ALL_MIN(v, KM_VMIN);
+        const VI tie = (VI)(best == v);
+        VI k = (idx & tie) | (((VI){0} + (FASTGMM_KM_I)kp) & ~tie);
+        KM_ALL_MIN(k, KM_IMIN);
+        const VI mine = (VI)(idx == k);
+        KV alt = (KV)(((VI)second & mine) | ((VI)best & ~mine));
+        KM_ALL_MIN(alt, KM_VMIN);
+        *ta = v[0];
+        *tb = alt[0];
+        return (int32_t)k[0];
+    }
+#endif
+    KT best = cn[0] - (dr[0] + dr[0]), second = (KT)INFINITY;
+    int32_t label = 0;
+    for (ptrdiff_t k = 1; k < K; k++) {
+        const KT s = cn[k] - (dr[k] + dr[k]);
+        const int less = s < best;
+        second = less ? best : (s < second ? s : second);
+        label = less ? (int32_t)k : label;
+        best = less ? s : best;
+    }
+    *ta = best;
+    *tb = second;
+    return label;
+}
+
+/* Rounded towards -inf into a float (a lower bound stays one); at most FLT_MAX. */
+static inline float KN(fastgmm_km_down)(double g)
+{
+    if (g >= (double)FLT_MAX) return FLT_MAX;
+    float f = (float)g;
+    if ((double)f > g) f = nextafterf(f, -INFINITY);
+    return f;
+}
+
+/* Lloyd's labels with a bound that skips the rows whose label cannot change
+ * (Hamerly's bounds folded into one number a row). gap[i] is a lower bound
+ * on min_{k != a} |y_i - c_k| - |y_i - c_a| (a = labels[i], exact
+ * arithmetic) for the previous pass's centres; delta[k] bounds how far
+ * centre k moved since (delta_max the largest), so gap - delta[a] -
+ * delta_max bounds it now. The computed label is a, bit for bit the label
+ * the full computation gives, when every other centre is farther by more
+ * than the rounding of the computed |c_k|^2 - 2 y.c_k (at most
+ * E = 4 e (|y|^2 + cmax2), e = 2 (D + 4) eps of T, cmax2 >= max |c_k|^2):
+ * |y - c_k|^2 - |y - c_a|^2 >= gap^2 > 2 E. Those rows keep their label and
+ * their bound; the others get the dot products with every centre (KR at a
+ * time, gathered), their label and a fresh bound from the two smallest
+ * values, widened by E and rounded down into the float. labels < 0 (the
+ * first pass): every row. fresh: the new labels, rows: scratch of n. */
+static inline void KN(fastgmm_km_nearest_bounded_chunk)(
+    ptrdiff_t n, ptrdiff_t D, ptrdiff_t K, const KT *__restrict__ X,
+    const KT *__restrict__ shift, const KT *__restrict__ ct, const KT *__restrict__ cn,
+    const int32_t *__restrict__ labels, const double *__restrict__ delta, double delta_max,
+    double e, double cmax2, float *__restrict__ gap, ptrdiff_t *__restrict__ rows,
+    KT *__restrict__ yb, KT *__restrict__ dots, int32_t *__restrict__ fresh)
+{
+    const ptrdiff_t kp = KN(fastgmm_km_padded)(K);
+    const double down = 1.0 - 4.0 * DBL_EPSILON, up = 1.0 + 4.0 * DBL_EPSILON;
+    ptrdiff_t m = 0;
+    KT yn[KR];
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const int32_t a = labels[i];
+        int skip = 0;
+        if (a >= 0) {
+            double g = ((double)gap[i] - (delta[a] + delta_max)) * down;
+            if (g > 0) {
+                const KT *__restrict__ x = X + i * D;
+                double y2 = 0;
+                for (ptrdiff_t j = 0; j < D; j++) {
+                    const double y = (double)(KT)(x[j] - shift[j]);
+                    y2 += y * y;
+                }
+                const double E = 4.0 * e * (y2 + cmax2);
+                if (g * g * down > 2.0 * E) {
+                    skip = 1;
+                    fresh[i] = a;
+                    gap[i] = KN(fastgmm_km_down)(g);
+                }
+            }
+        }
+        rows[m] = i;
+        m += !skip;
+    }
+    for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
+        const ptrdiff_t q = m - p0 < KR ? m - p0 : KR;
+        KN(fastgmm_km_rows)(q, D, X, rows + p0, shift, yb, yn);
+        KN(fastgmm_km_dots)(D, kp, yb, ct, dots);
+        for (ptrdiff_t r = 0; r < q; r++) {
+            const ptrdiff_t i = rows[p0 + r];
+            KT ta, tb;
+            const int32_t a = KN(fastgmm_km_argmin2)(K, kp, cn, dots + r * kp, &ta, &tb);
+            const double y2 = (double)yn[r];
+            const double E = 4.0 * e * (y2 + cmax2);
+            const double lo = ((double)tb + y2) - E;     /* <= min_{k != a} |y - c_k|^2 */
+            const double hi = ((double)ta + y2) + E;     /* >= |y - c_a|^2 */
+            const double g = (lo > 0 ? sqrt(lo) * down : 0.0) - (hi > 0 ? sqrt(hi) * up : 0.0);
+            fresh[i] = a;
+            gap[i] = KN(fastgmm_km_down)(g);
+        }
     }
 }
 
@@ -619,6 +753,12 @@ static inline void KN(fastgmm_km_label_stats_chunk)(
 #undef KM_FAST8
 #undef K8
 #undef I8
+#endif
+#ifdef FASTGMM_VECTOR_TYPES
+#undef KM_XOR
+#undef KM_VMIN
+#undef KM_IMIN
+#undef KM_ALL_MIN
 #endif
 #undef KM_LANES
 #undef KW
