@@ -754,6 +754,30 @@ def test_bounded_lloyd_labels_bitwise_the_full_comparison(dtype, scale):
             np.testing.assert_array_equal(s2, s1, err_msg=f"{name}, pass {p}")
 
 
+@pytest.mark.parametrize("bounded", [False, True])
+@pytest.mark.parametrize("K", [3, 9, 40])
+def test_lloyd_labels_stay_in_range_when_float32_squares_overflow(K, bounded):
+    """float32 rows near 1e20: their squares pass FLT_MAX and the compared
+    values are inf - inf = NaN. The vector argmin then found no lane equal to
+    the smallest and returned the padding's index (K rounded up to whole
+    vectors), and the sums were written past their cluster: a segfault on
+    the baseline and x86-64-v3 builds. Every label is a centre now."""
+    rng = np.random.default_rng(K)
+    # positive rows and centres: every |c|^2 and 2 y.c is +inf
+    X = (rng.uniform(1, 2, size=(2000, 3)) * 1e20).astype(np.float32)
+    shift = np.zeros(3, dtype=np.float32)
+    centres = X[:K].copy()
+    labels = np.full(X.shape[0], -1, dtype=np.int32)
+    stats = np.empty((4, lloyd_stat_size(K, 3)))
+    extra = (dict(gap=np.zeros(X.shape[0], np.float32), delta=np.zeros(K), cmax2=1e300)
+             if bounded else {})
+    for _ in range(2):
+        lloyd_pass(X, shift, np.empty(0, np.float32), centres, labels, stats, True, 2,
+                   **extra)
+        assert ((labels >= 0) & (labels < K)).all()
+        assert stats.sum(axis=0)[1:1 + K].sum() == X.shape[0]
+
+
 def test_bounded_lloyd_checks_its_arguments():
     X = np.zeros((10, 2))
     centres = np.zeros((3, 2))

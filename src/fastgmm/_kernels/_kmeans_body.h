@@ -268,7 +268,10 @@ static inline int32_t KN(fastgmm_km_argmin)(
             k = (idx & tie) | (((VI){0} + (FASTGMM_KM_I)kp) & ~tie);
         }
         KM_ALL_MIN(k, KM_IMIN);
-        return (int32_t)k[0];
+        /* no lane equal to the smallest: NaN values (float32 squares past
+         * FLT_MAX give inf - inf); centre 0, as the scalar loop gives when
+         * its first value is NaN, never the padding */
+        return k[0] < (FASTGMM_KM_I)K ? (int32_t)k[0] : 0;
     }
 #endif
     KT best = cn[0] - (dr[0] + dr[0]);
@@ -343,7 +346,7 @@ static inline int32_t KN(fastgmm_km_argmin2)(
         KM_ALL_MIN(alt, KM_VMIN);
         *ta = v[0];
         *tb = alt[0];
-        return (int32_t)k[0];
+        return k[0] < (FASTGMM_KM_I)K ? (int32_t)k[0] : 0;     /* NaN: as argmin */
     }
 #endif
     KT best = cn[0] - (dr[0] + dr[0]), second = (KT)INFINITY;
