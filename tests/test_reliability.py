@@ -755,3 +755,24 @@ def test_no_init_loads_a_memmap_so_none_warns(tmp_path, init_params):
         gmm = GaussianMixture(2, init_params=init_params, random_state=0).fit(mapped)
     reference = GaussianMixture(2, init_params=init_params, random_state=0).fit(X)
     np.testing.assert_array_equal(gmm.means_, reference.means_)
+
+@pytest.mark.parametrize("estimator", [fastgmm.GaussianMixture, fastgmm.BayesianGaussianMixture])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1e20), (np.float64, 1e160)])
+def test_overflowing_squares_say_so_and_leave_nothing_fitted(estimator, covariance_type,
+                                                              dtype, scale):
+    """Data whose squared deviations overflow their dtype (float32 near 1e20,
+    the top of the scales the project promises): a ValueError that says the
+    squares overflow and what to do (scikit-learn says only "array must not
+    contain infs or NaNs"), no crash (the k-means labels of such rows once
+    went past the centres: test_kernels.py), and nothing half-fitted."""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(2000, 3)) * scale).astype(dtype)
+    model = estimator(n_components=4, covariance_type=covariance_type, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="overflow") as info:
+            model.fit(X)
+    if dtype == np.float32:
+        assert "X.astype(np.float64)" in str(info.value)
+    assert not hasattr(model, "means_")

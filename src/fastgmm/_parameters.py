@@ -51,6 +51,17 @@ class CollapsedComponentError(ValueError):
     """A component's covariance is no longer positive definite."""
 
 
+# Added to the message when a covariance is inf or NaN: scikit-learn says
+# "array must not contain infs or NaNs" there, which does not say why.
+OVERFLOW_HINT = {
+    "f": (" Some covariances are not finite: with float32 data, squared deviations"
+          " overflow float32 (above 3.4e38, so values of about 1e19 and larger);"
+          " fit on X.astype(np.float64) or rescale X."),
+    "d": (" Some covariances are not finite: the squared deviations overflow float64;"
+          " rescale X."),
+}
+
+
 def n_slots_for(n_samples, covariance_type, n_components, n_features):
     """Number of statistic slots for a pass over `n_samples` rows."""
     n_chunks = max(1, -(-n_samples // CHUNK_ROWS))
@@ -217,6 +228,11 @@ def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
             " data instead of float32."
         )
     covariances = np.asarray(covariances, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.all(np.isfinite(covariances.astype(dtype)))
+    if not finite:
+        raise CollapsedComponentError(message + OVERFLOW_HINT.get(np.dtype(dtype).char,
+                                                                  OVERFLOW_HINT["d"]))
     if covariance_type in ("full", "tied"):
         stack = covariances if covariance_type == "full" else covariances[None]
         n_features = stack.shape[-1]
