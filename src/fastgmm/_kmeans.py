@@ -11,8 +11,11 @@ Rows come from a source with `blocks()` (start, rows, weights): one block
 for an array in memory or a memmap (read in place), one per batch for
 `fit_batches`. Each Lloyd iteration and each k-means++ step is one pass of
 a kernel over the blocks (_kernels/_kmeans.pyx); the N-long arrays are the
-labels (int32) and, while seeding, the squared distance of every row to
-its nearest seed (in the data's dtype). No N x K or N x D array is made.
+labels (int32), while seeding the squared distance of every row to its
+nearest seed (in the data's dtype), that seed (int32) and a byte of bits,
+and in Lloyd, where K x D >= BOUNDED_MIN_WORK, a float32 bound a row that
+lets a pass skip the rows whose label cannot change. No N x K or N x D
+array is made.
 
 Equality with scikit-learn (docs/architecture.md, "Initialisation"): the
 random draws are the same and are consumed in the same order; the draws
