@@ -293,12 +293,18 @@ def test_a_cluster_left_empty_takes_the_heaviest_row_as_sklearn_does():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("weighting", ["none", "with zeros"])
-def test_kmeans_is_bitwise_the_same_on_any_number_of_threads(dtype, weighting):
-    X, _ = make_mixture(9000, 7, 6, dtype=dtype, seed=11, scale=1.5)
+@pytest.mark.parametrize("n, D, K, bounded", [
+    (9000, 7, 6, False),
+    (6000, 40, 32, True),     # Lloyd keeps a bound a row and skips rows
+])
+def test_kmeans_is_bitwise_the_same_on_any_number_of_threads(dtype, weighting, n, D, K,
+                                                              bounded):
+    assert (D * K >= _kmeans.BOUNDED_MIN_WORK) == bounded
+    X, _ = make_mixture(n, D, K, dtype=dtype, seed=11, scale=1.5)
     sample_weight = _weights(weighting, X.shape[0], np.random.default_rng(3))
-    expected = _our_kmeans(X, 6, 0, sample_weight, n_threads=1)
+    expected = _our_kmeans(X, K, 0, sample_weight, n_threads=1)
     for n_threads in (2, 3, 5, 7, 16):
-        ours = _our_kmeans(X, 6, 0, sample_weight, n_threads=n_threads)
+        ours = _our_kmeans(X, K, 0, sample_weight, n_threads=n_threads)
         np.testing.assert_array_equal(ours[0], expected[0])
         np.testing.assert_array_equal(ours[1], expected[1])
         assert ours[2] == expected[2]
