@@ -97,23 +97,25 @@ def test_fit_on_a_memmap_equals_the_in_memory_fit(tmp_path):
     assert a.lower_bound_ == b.lower_bound_
 
 
+@pytest.mark.parametrize("D, K", [(6, 5), (40, 30)])    # 40 x 30: Lloyd's bounds, per batch
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_kmeans_over_batches_equals_kmeans_in_memory(dtype):
+def test_kmeans_over_batches_equals_kmeans_in_memory(dtype, D, K):
     # The same draws, seeds and labels; the Lloyd sums are grouped by batch,
     # so the centres agree to rounding.
     from fastgmm import _kmeans
 
-    X, _ = make_mixture(n_samples=4000, n_features=6, n_components=5, seed=26, dtype=dtype)
+    assert (D * K >= _kmeans.BOUNDED_MIN_WORK) == (D == 40)
+    X, _ = make_mixture(n_samples=4000, n_features=D, n_components=K, seed=26, dtype=dtype)
     batches = _split(X, [999, 1, 2000, 1000])
-    in_memory = _kmeans.kmeans(_kmeans.ArrayRows(X), 5, np.random.RandomState(0))
+    in_memory = _kmeans.kmeans(_kmeans.ArrayRows(X), K, np.random.RandomState(0))
     rows = _kmeans.BlockRows(lambda: iter(batches), X.shape[0], X.shape[1], dtype)
     np.testing.assert_array_equal(rows.mean_and_variance()[0], X.mean(axis=0))
     np.testing.assert_array_equal(rows.take([3999, 5, 999, 1000]), X[[3999, 5, 999, 1000]])
-    streamed = _kmeans.kmeans(rows, 5, np.random.RandomState(0))
+    streamed = _kmeans.kmeans(rows, K, np.random.RandomState(0))
     np.testing.assert_array_equal(streamed[0], in_memory[0])
     np.testing.assert_allclose(streamed[1], in_memory[1], rtol=1e-12 if dtype == np.float64
                                else 1e-5)
-    seeds = [_kmeans.kmeans_plusplus(source, 5, np.random.RandomState(1))[1]
+    seeds = [_kmeans.kmeans_plusplus(source, K, np.random.RandomState(1))[1]
              for source in (_kmeans.ArrayRows(X), rows)]
     np.testing.assert_array_equal(*seeds)
 
