@@ -315,9 +315,8 @@ def reach(seeds, candidates, dtype):
     d = seeds.shape[1]
     e = (d + 4) * _EPS[np.dtype(dtype).char]
     gap = _squared_gaps(seeds, candidates) * (1.0 - (d + 4) * _EPS["d"])
-    seed_norms = np.einsum("aj,aj->a", seeds.astype(np.float64), seeds.astype(np.float64))
-    cand_norms = np.einsum("mj,mj->m", candidates.astype(np.float64),
-                           candidates.astype(np.float64))
+    seed_norms = _squared_norms(seeds)[0]
+    cand_norms = _squared_norms(candidates)[0]
     slack = e * (5.0 * seed_norms[:, np.newaxis] + cand_norms[np.newaxis])
     return ((gap / 4.0 - slack) * ((1.0 - 2.0 * e) / (1.0 + 4.0 * e))
             - 3.0 * e * seed_norms[:, np.newaxis])
@@ -536,19 +535,24 @@ def lloyd(rows, centres, shift, tol, max_iter=MAX_ITER, n_threads=None):
     return labels, centres, counts, iteration + 1
 
 
+def _squared_norms(rows):
+    """sum_j rows[k, j]^2 for every row, in double, and the factor that
+    raises a value computed from them past its rounding."""
+    rows = rows.astype(np.float64)
+    return np.einsum("kj,kj->k", rows, rows), 1.0 + 2.0 * (rows.shape[1] + 8) * _EPS["d"]
+
+
 def _moved(old, new):
     """An upper bound on |new_k - old_k| for every centre, in double: the
     norm of the difference taken in double, widened by its rounding."""
-    diff = new.astype(np.float64) - old.astype(np.float64)
-    d = diff.shape[1]
-    return np.sqrt(np.einsum("kj,kj->k", diff, diff)) * (1.0 + 2.0 * (d + 8) * _EPS["d"])
+    squares, widen = _squared_norms(new.astype(np.float64) - old.astype(np.float64))
+    return np.sqrt(squares) * widen
 
 
 def _max_squared_norm(centres):
     """An upper bound on max_k |c_k|^2 (0 for no centres)."""
-    c = centres.astype(np.float64)
-    d = c.shape[1]
-    return float(np.einsum("kj,kj->k", c, c).max(initial=0.0)) * (1.0 + 2.0 * (d + 8) * _EPS["d"])
+    squares, widen = _squared_norms(centres)
+    return float(squares.max(initial=0.0)) * widen
 
 
 def kmeans(rows, n_clusters, random_state, n_threads=None):

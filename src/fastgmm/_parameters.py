@@ -229,8 +229,8 @@ def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
         )
     covariances = np.asarray(covariances, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.all(np.isfinite(covariances.astype(dtype)))
-    if not finite:
+        rounded = covariances.astype(dtype)
+    if not np.all(np.isfinite(rounded)):
         raise CollapsedComponentError(message + OVERFLOW_HINT.get(np.dtype(dtype).char,
                                                                   OVERFLOW_HINT["d"]))
     if covariance_type in ("full", "tied"):
@@ -251,8 +251,7 @@ def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
                 raise CollapsedComponentError(message) from None
             factors[k] = linalg.solve_triangular(cov_chol, identity, lower=True).T
         return factors if covariance_type == "full" else factors[0]
-    rounded = covariances.astype(dtype)
-    if np.any(rounded <= 0.0) or not np.all(np.isfinite(rounded)):
+    if np.any(rounded <= 0.0):
         raise CollapsedComponentError(message)
     return 1.0 / np.sqrt(covariances)
 

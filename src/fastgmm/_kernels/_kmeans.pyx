@@ -186,7 +186,7 @@ def lloyd_pass(
     cdef bint bounded = gap is not None
     cdef double delta_max = 0.0
     # e of the rounding bound: 2 (D + 4) units of roundoff of the data's type
-    cdef double eps_d = 2.0 * (D + 4) * (2.0**-52 if floating is double else 2.0**-23)
+    cdef double round_e = 2.0 * (D + 4) * (2.0**-52 if floating is double else 2.0**-23)
     cdef _Scratch sc
     cdef const floating *w
     cdef int t
@@ -233,7 +233,7 @@ def lloyd_pass(
                     if bounded:
                         fastgmm_km_nearest_bounded_chunk_d(
                             n_rows, D, K, &X[start, 0], &shift[0], <double *> sc.ct,
-                            <double *> sc.cn, &labels[start], &delta[0], delta_max, eps_d,
+                            <double *> sc.cn, &labels[start], &delta[0], delta_max, round_e,
                             cmax2, &gap[start], sc.rows + t * KM_CHUNK,
                             <double *> sc.yb + t * sc.yb_elems,
                             <double *> sc.dots + t * sc.dots_elems, sc.fresh + t * KM_CHUNK)
@@ -249,7 +249,7 @@ def lloyd_pass(
                     if bounded:
                         fastgmm_km_nearest_bounded_chunk_f(
                             n_rows, D, K, &X[start, 0], &shift[0], <float *> sc.ct,
-                            <float *> sc.cn, &labels[start], &delta[0], delta_max, eps_d,
+                            <float *> sc.cn, &labels[start], &delta[0], delta_max, round_e,
                             cmax2, &gap[start], sc.rows + t * KM_CHUNK,
                             <float *> sc.yb + t * sc.yb_elems,
                             <float *> sc.dots + t * sc.dots_elems, sc.fresh + t * KM_CHUNK)

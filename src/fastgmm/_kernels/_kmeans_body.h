@@ -232,14 +232,22 @@ static FASTGMM_ALWAYS_INLINE KT KN(fastgmm_km_dist)(KT yn, KT cn, KT dot)
  * row's dot products dr (kp of them). With vector types: the running
  * minimum of every lane (strict <, so each lane keeps its first), then the
  * smallest of the lanes, the lowest centre among equals: the same k as a
- * scan in order. Padding lanes have |c|^2 = +inf and never win. */
-static inline int32_t KN(fastgmm_km_argmin)(
-    ptrdiff_t K, ptrdiff_t kp, const KT *__restrict__ cn, const KT *__restrict__ dr)
+ * scan in order. Padding lanes have |c|^2 = +inf and never win.
+ *
+ * With ta and tb (not NULL), also the smallest value t_a (at the chosen
+ * k = a) and the smallest over the other centres t_b (+inf for K = 1):
+ * what the bounds of nearest_bounded_chunk are made of. Always inlined, so
+ * that argmin's calls (ta NULL) carry none of that bookkeeping. */
+static FASTGMM_ALWAYS_INLINE int32_t KN(fastgmm_km_argmin_with)(
+    ptrdiff_t K, ptrdiff_t kp, const KT *__restrict__ cn, const KT *__restrict__ dr,
+    KT *__restrict__ ta, KT *__restrict__ tb)
 {
+    const int with_values = ta != NULL;
 #ifdef FASTGMM_VECTOR_TYPES
     if (kp > KW) {
+        /* per lane the smallest, where it is (and the one after it) */
         typedef FASTGMM_KM_VI VI;
-        KV best, c, d;
+        KV best, second = (KV){0} + (KT)INFINITY, c, d;
         VI idx, at;
         const VI step = (VI){0} + (FASTGMM_KM_I)KW;
         __builtin_memcpy(&idx, fastgmm_km_iota, sizeof(VI));
@@ -253,6 +261,10 @@ static inline int32_t KN(fastgmm_km_argmin)(
             const KV s = c - (d + d);
             at += step;
             const VI less = (VI)(s < best);
+            if (with_values) {
+                const KV low2 = KM_VMIN(second, s);
+                second = (KV)(((VI)best & less) | ((VI)low2 & ~less));
+            }
             best = (KV)(((VI)s & less) | ((VI)best & ~less));
             idx = (at & less) | (idx & ~less);
         }
@@ -261,27 +273,44 @@ static inline int32_t KN(fastgmm_km_argmin)(
          * scalar code, with branches on the comparisons, this was a third
          * of a Lloyd pass at D = 8, K = 32) */
         KV v = best;
-        VI k;
         KM_ALL_MIN(v, KM_VMIN);
-        {
-            const VI tie = (VI)(best == v);
-            k = (idx & tie) | (((VI){0} + (FASTGMM_KM_I)kp) & ~tie);
-        }
+        const VI tie = (VI)(best == v);
+        VI k = (idx & tie) | (((VI){0} + (FASTGMM_KM_I)kp) & ~tie);
         KM_ALL_MIN(k, KM_IMIN);
+        if (with_values) {
+            /* the smallest of every other lane's best and this lane's second */
+            const VI mine = (VI)(idx == k);
+            KV alt = (KV)(((VI)second & mine) | ((VI)best & ~mine));
+            KM_ALL_MIN(alt, KM_VMIN);
+            *ta = v[0];
+            *tb = alt[0];
+        }
         /* no lane equal to the smallest: NaN values (float32 squares past
          * FLT_MAX give inf - inf); centre 0, as the scalar loop gives when
          * its first value is NaN, never the padding */
         return k[0] < (FASTGMM_KM_I)K ? (int32_t)k[0] : 0;
     }
 #endif
-    KT best = cn[0] - (dr[0] + dr[0]);
+    KT best = cn[0] - (dr[0] + dr[0]), second = (KT)INFINITY;
     int32_t label = 0;
     for (ptrdiff_t k = 1; k < K; k++) {
         const KT s = cn[k] - (dr[k] + dr[k]);
-        label = s < best ? (int32_t)k : label;
-        best = s < best ? s : best;
+        const int less = s < best;
+        if (with_values) second = less ? best : (s < second ? s : second);
+        label = less ? (int32_t)k : label;
+        best = less ? s : best;
+    }
+    if (with_values) {
+        *ta = best;
+        *tb = second;
     }
     return label;
+}
+
+static inline int32_t KN(fastgmm_km_argmin)(
+    ptrdiff_t K, ptrdiff_t kp, const KT *__restrict__ cn, const KT *__restrict__ dr)
+{
+    return KN(fastgmm_km_argmin_with)(K, kp, cn, dr, NULL, NULL);
 }
 
 /* labels[i] = the first k of smallest |c_k|^2 - 2 y_i.c_k (that is, of
@@ -301,66 +330,6 @@ static inline void KN(fastgmm_km_nearest_chunk)(
         for (ptrdiff_t r = 0; r < q; r++)
             labels[i0 + r] = KN(fastgmm_km_argmin)(K, kp, cn, dots + r * kp);
     }
-}
-
-/* As argmin, and the smallest value t_a (of |c_k|^2 - 2 y.c_k, at the chosen
- * k = a) and the smallest over the other centres t_b (+inf for K = 1):
- * what the bounds of nearest_bounded_chunk are made of. The same k as
- * argmin. */
-static inline int32_t KN(fastgmm_km_argmin2)(
-    ptrdiff_t K, ptrdiff_t kp, const KT *__restrict__ cn, const KT *__restrict__ dr,
-    KT *__restrict__ ta, KT *__restrict__ tb)
-{
-#ifdef FASTGMM_VECTOR_TYPES
-    if (kp > KW) {
-        /* per lane the smallest, the one after it and where the smallest
-         * is; then the smallest lane, its lowest centre (argmin's), and
-         * the smallest of every other lane's best and that lane's second */
-        typedef FASTGMM_KM_VI VI;
-        KV best, second = (KV){0} + (KT)INFINITY, c, d;
-        VI idx, at;
-        const VI step = (VI){0} + (FASTGMM_KM_I)KW;
-        __builtin_memcpy(&idx, fastgmm_km_iota, sizeof(VI));
-        __builtin_memcpy(&c, cn, sizeof(KV));
-        __builtin_memcpy(&d, dr, sizeof(KV));
-        best = c - (d + d);
-        at = idx;
-        for (ptrdiff_t k0 = KW; k0 < kp; k0 += KW) {
-            __builtin_memcpy(&c, cn + k0, sizeof(KV));
-            __builtin_memcpy(&d, dr + k0, sizeof(KV));
-            const KV s = c - (d + d);
-            at += step;
-            const VI less = (VI)(s < best);
-            const KV low2 = KM_VMIN(second, s);
-            second = (KV)(((VI)best & less) | ((VI)low2 & ~less));
-            best = (KV)(((VI)s & less) | ((VI)best & ~less));
-            idx = (at & less) | (idx & ~less);
-        }
-        KV v = best;
-        KM_ALL_MIN(v, KM_VMIN);
-        const VI tie = (VI)(best == v);
-        VI k = (idx & tie) | (((VI){0} + (FASTGMM_KM_I)kp) & ~tie);
-        KM_ALL_MIN(k, KM_IMIN);
-        const VI mine = (VI)(idx == k);
-        KV alt = (KV)(((VI)second & mine) | ((VI)best & ~mine));
-        KM_ALL_MIN(alt, KM_VMIN);
-        *ta = v[0];
-        *tb = alt[0];
-        return k[0] < (FASTGMM_KM_I)K ? (int32_t)k[0] : 0;     /* NaN: as argmin */
-    }
-#endif
-    KT best = cn[0] - (dr[0] + dr[0]), second = (KT)INFINITY;
-    int32_t label = 0;
-    for (ptrdiff_t k = 1; k < K; k++) {
-        const KT s = cn[k] - (dr[k] + dr[k]);
-        const int less = s < best;
-        second = less ? best : (s < second ? s : second);
-        label = less ? (int32_t)k : label;
-        best = less ? s : best;
-    }
-    *ta = best;
-    *tb = second;
-    return label;
 }
 
 /* Rounded towards -inf into a float (a lower bound stays one); at most FLT_MAX. */
@@ -427,7 +396,7 @@ static inline void KN(fastgmm_km_nearest_bounded_chunk)(
         for (ptrdiff_t r = 0; r < q; r++) {
             const ptrdiff_t i = rows[p0 + r];
             KT ta, tb;
-            const int32_t a = KN(fastgmm_km_argmin2)(K, kp, cn, dots + r * kp, &ta, &tb);
+            const int32_t a = KN(fastgmm_km_argmin_with)(K, kp, cn, dots + r * kp, &ta, &tb);
             const double y2 = (double)yn[r];
             const double E = 4.0 * e * (y2 + cmax2);
             const double lo = ((double)tb + y2) - E;     /* <= min_{k != a} |y - c_k|^2 */
