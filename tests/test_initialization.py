@@ -19,7 +19,8 @@ from threadpoolctl import threadpool_limits
 from fastgmm import GaussianMixture, _kmeans
 from fastgmm._initialization import first_rows, kmeans, kmeans_plusplus
 from fastgmm._kernels._columns import (
-    column_moments, column_sq_devs, column_sums, cumsum_search, first_draw,
+    column_moments, column_sq_devs, column_sums, cumsum_search, cumsum_search_blocked,
+    first_draw,
 )
 
 from conftest import make_mixture
@@ -127,6 +128,51 @@ def test_cumsum_search_is_searchsorted_of_cumsum(dtype):
         np.testing.assert_array_equal(cumsum_search(w, d, r), np.searchsorted(np.cumsum(w * d), r))
         np.testing.assert_array_equal(cumsum_search(np.empty(0, dtype=dtype), d, r),
                                       np.searchsorted(np.cumsum(d), r))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("scale", [1e-300, 1e-20, 1.0, 1e20, 1e250])
+def test_blocked_cumsum_search_is_the_sequential_one(scale, weighted):
+    # k-means++'s float64 search by blocks (no chain of n adds) against
+    # numpy's running sum: at random thresholds it answers itself (and must
+    # agree), at thresholds on or next to a running sum it must either
+    # agree or leave the search to the sequential sweep, never differ.
+    rng = np.random.default_rng(int(np.log10(scale)) + 400 + weighted)
+    resolved = 0
+    for trial in range(30):
+        n = int(rng.choice([1, 5, 1023, 1024, 1025, 4096 + 7, 70_000]))
+        d = rng.exponential(size=n) * scale
+        d[rng.random(n) < 0.3] = 0
+        w = rng.uniform(0, 3, n) if weighted else np.empty(0)
+        sums = np.cumsum(w * d if weighted else d)
+        total = sums[-1]
+        r = np.sort(np.concatenate([rng.uniform(size=6) * total * 1.001, [0.0]]))
+        expected = np.searchsorted(sums, r)
+        blocked = cumsum_search_blocked(w, d, r)
+        if blocked is not None:
+            resolved += 1
+            np.testing.assert_array_equal(blocked, expected)
+        np.testing.assert_array_equal(cumsum_search(w, d, r, nonnegative=True), expected)
+        # on a running sum, a float either side of it, and in a run of zeros
+        picks = np.concatenate([sums[rng.integers(0, n, size=4)], [total]])
+        edges = np.sort(np.concatenate([picks, np.nextafter(picks, 0), np.nextafter(picks, np.inf)]))
+        expected = np.searchsorted(sums, edges)
+        blocked = cumsum_search_blocked(w, d, edges)
+        assert blocked is None or np.array_equal(blocked, expected)
+        np.testing.assert_array_equal(cumsum_search(w, d, edges, nonnegative=True), expected)
+    assert resolved >= 25     # the blocked search is what runs, not the fallback
+
+
+def test_blocked_cumsum_search_leaves_nan_and_inf_to_the_sweep():
+    d = np.ones(5000)
+    r = np.array([10.5, 3999.5])
+    for bad in (np.nan, np.inf):
+        e = d.copy()
+        e[3000] = bad
+        assert cumsum_search_blocked(np.empty(0), e, r) is None
+        np.testing.assert_array_equal(cumsum_search(np.empty(0), e, r, nonnegative=True),
+                                      cumsum_search(np.empty(0), e, r))
+    np.testing.assert_array_equal(cumsum_search_blocked(np.empty(0), d, r), [10, 3999])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

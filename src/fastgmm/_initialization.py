@@ -149,21 +149,28 @@ def initial_statistics(X, init_params, n_components, random_state, covariance_ty
     """
     n_samples = X.shape[0]
     dtype = X.dtype
-    center = np.mean(X, axis=0, dtype=np.float64).astype(dtype)
-    spread = np.ascontiguousarray(np.broadcast_to(center, (n_components, X.shape[1])))
     block = _block_rows(n_components)
 
     if init_params == "kmeans":
         labels, _ = kmeans(X, n_components, random_state, sample_weight, n_threads)
         # Shift each cluster by one of its own points: near its mean, and a
-        # function of the labels alone.
-        centers = spread.copy()
+        # function of the labels alone. A cluster without rows has no
+        # statistics, so its shift changes nothing (0 here); the data's mean
+        # (a pass over X) is needed only as the tied second moment's centre.
+        if covariance_type == "tied":
+            center = np.mean(X, axis=0, dtype=np.float64).astype(dtype)
+        else:
+            center = np.zeros(X.shape[1], dtype=dtype)
+        centers = np.zeros((n_components, X.shape[1]), dtype=dtype)
         first = first_rows(labels, n_components)
         present = np.flatnonzero(first >= 0)
         centers[present] = X[first[present]]
         stats = stats_of_labels(X, labels, covariance_type, centers, center, n_threads,
                                 sample_weight)
         return stats, centers, center
+
+    center = np.mean(X, axis=0, dtype=np.float64).astype(dtype)
+    spread = np.ascontiguousarray(np.broadcast_to(center, (n_components, X.shape[1])))
 
     if init_params == "random":
         # RandomState.uniform fills row-major from one stream, so drawing it

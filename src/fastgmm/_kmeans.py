@@ -373,7 +373,8 @@ def kmeans_plusplus(rows, n_clusters, random_state, shift=None, n_local_trials=N
         thresholds = random_state.uniform(size=n_local_trials) * potential
         order = np.argsort(thresholds, kind="stable")
         candidate_ids = np.empty(n_local_trials, dtype=np.intp)
-        candidate_ids[order] = cumsum_search(weight_arg, closest, thresholds[order])
+        candidate_ids[order] = cumsum_search(weight_arg, closest, thresholds[order],
+                                             nonnegative=True)
         np.clip(candidate_ids, None, n - 1, out=candidate_ids)
         candidates = rows.take(candidate_ids) - shift
         reaches = reach(centres[:c], candidates, dtype)

@@ -35,6 +35,10 @@ cdef extern from "_columns.h":
                                     double u) noexcept nogil
     Py_ssize_t fastgmm_first_draw_f(const float *w, Py_ssize_t n, float total,
                                     double u) noexcept nogil
+    enum: CUMSUM_BLOCK "FASTGMM_CUMSUM_BLOCK"
+    int fastgmm_cumsum_search_blocked_d(const double *w, const double *d, Py_ssize_t n,
+                                        const double *r, Py_ssize_t m, Py_ssize_t *out,
+                                        double *block) noexcept nogil
     void fastgmm_cumsum_search_d(const double *w, const double *d, Py_ssize_t n,
                                  const double *r, Py_ssize_t m, Py_ssize_t *out) noexcept nogil
     void fastgmm_cumsum_search_f(const float *w, const float *d, Py_ssize_t n,
@@ -114,12 +118,46 @@ def first_draw(const floating[::1] weights, Py_ssize_t n_samples, floating total
     return index
 
 
+# Rows up to which cumsum_search first tries the blocked search: its margin
+# grows with n, and with it how often a threshold falls too near a sum.
+BLOCKED_SEARCH_MAX_ROWS = 2**23
+
+
+cdef bint _blocked_search(const double *w, const double *values, Py_ssize_t n,
+                          const double[::1] thresholds, Py_ssize_t[::1] out) except -1:
+    cdef double[::1] block = np.empty((n + CUMSUM_BLOCK - 1) // CUMSUM_BLOCK + 1)
+    cdef int done
+    with nogil:
+        done = fastgmm_cumsum_search_blocked_d(w, values, n, &thresholds[0],
+                                               thresholds.shape[0], &out[0], &block[0])
+    return done != 0
+
+
+def cumsum_search_blocked(const double[::1] weights, const double[::1] values,
+                          const double[::1] thresholds):
+    """cumsum_search's blocked search alone (float64, n >= 1, thresholds
+    ascending): its answer, or None where it leaves the search to the
+    sequential sweep (a threshold too near a sum, a term < 0 or not finite)."""
+    cdef Py_ssize_t n = values.shape[0]
+    out = np.empty(thresholds.shape[0], dtype=np.intp)
+    if n == 0 or thresholds.shape[0] == 0 or (weights.shape[0] not in (0, n)):
+        raise ValueError("values must be non-empty, thresholds too, weights n or none")
+    if _blocked_search(&weights[0] if weights.shape[0] else NULL, &values[0], n, thresholds,
+                       out):
+        return out
+    return None
+
+
 def cumsum_search(const floating[::1] weights, const floating[::1] values,
-                  const double[::1] thresholds):
+                  const double[::1] thresholds, bint nonnegative=False):
     """np.searchsorted(np.cumsum(weights * values), thresholds) for ascending
     thresholds (side='left'; len(values) where a threshold exceeds every sum),
     with the products and the running sum in the values' dtype; empty weights:
-    np.cumsum(values)."""
+    np.cumsum(values).
+
+    `nonnegative`: the caller promises weights and values >= 0 (or NaN);
+    float64 sums then first try the blocked search (_columns.h), the same
+    answer without the running sum's chain of n dependent adds."""
     cdef Py_ssize_t n = values.shape[0], m = thresholds.shape[0], k
     cdef const floating *w = NULL
     out = np.empty(m, dtype=np.intp)
@@ -136,6 +174,9 @@ def cumsum_search(const floating[::1] weights, const floating[::1] values,
         return out
     if weights.shape[0] != 0:
         w = &weights[0]
+    if floating is double and nonnegative and n <= BLOCKED_SEARCH_MAX_ROWS:
+        if _blocked_search(w, &values[0], n, thresholds, out_view):
+            return out
     with nogil:
         if floating is double:
             fastgmm_cumsum_search_d(w, &values[0], n, &thresholds[0], m, &out_view[0])
