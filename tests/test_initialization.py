@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from fastgmm import GaussianMixture, _kmeans
+from fastgmm._bench import make_blobs
 from fastgmm._initialization import first_rows, kmeans, kmeans_plusplus
 from fastgmm._kernels._columns import (
     column_moments, column_sq_devs, column_sums, cumsum_search, cumsum_search_blocked,
@@ -326,6 +327,70 @@ def test_empty_clusters_are_relocated_as_sklearn(dtype, weighted):
     rtol = 1e-10 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(centres + mean, ref.cluster_centers_, rtol=rtol,
                                atol=rtol * np.abs(ref.cluster_centers_).max())
+
+
+def _seeding_problems(dtype):
+    """Data for Lloyd's first bounds from k-means++: blobs wide enough for
+    Lloyd to keep bounds, overlapping blobs (rows near the bisectors, where
+    a bound too loose changes a label once the centres move), uniform rows,
+    duplicates and an integer grid (exact ties)."""
+    rng = np.random.default_rng(21)
+    # speech's shape of data: blobs well apart (N(0, 25 I) centres, unit noise)
+    yield "blobs", make_blobs(3000, 40, 32)[0], 32
+    centres = rng.normal(size=(8, 6)) * 1.2
+    yield "overlapping", centres[rng.integers(0, 8, 4000)] + rng.normal(size=(4000, 6)), 12
+    yield "uniform", rng.uniform(size=(2000, 8)), 20
+    yield "duplicates", np.repeat(rng.normal(size=(60, 5)), 20, axis=0), 16
+    grid = np.stack(np.meshgrid(np.arange(10), np.arange(10)), -1).reshape(-1, 2)
+    yield "grid", np.repeat(grid, 4, axis=0).astype(np.float64), 9
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e-6, 1.0, 1e6, 1e20])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lloyd_from_the_seeding_bounds_is_bitwise_lloyd(dtype, scale, monkeypatch):
+    """The first Lloyd pass after k-means++ starts from bounds built of the
+    seeding's distances (seeding_gaps) instead of every row against every
+    centre: labels, centres, counts and iterations bit for bit the same."""
+    monkeypatch.setattr(_kmeans, "BOUNDED_MIN_WORK", 0)
+    for name, X, K in _seeding_problems(dtype):
+        X = (X * scale).astype(dtype)
+        rows = _kmeans.ArrayRows(X)
+        mean, variances = rows.mean_and_variance()
+        tol = np.mean(variances) * _kmeans.TOL
+        seeds, _, closest, nearest = _kmeans.kmeans_plusplus(
+            rows, K, np.random.RandomState(5), shift=mean, return_state=True)
+        skipped = np.mean(_kmeans.seeding_gaps(seeds, closest, nearest, dtype) > 0)
+        with np.errstate(over="ignore", invalid="ignore"):   # float32 at 1e20 overflows
+            plain = _kmeans.lloyd(rows, seeds, mean, tol)
+            seeded = _kmeans.lloyd(rows, seeds, mean, tol, seeding=[closest, nearest])
+        for a, b, what in zip(seeded, plain, ("labels", "centres", "counts", "iterations")):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}: {what}")
+        if name == "blobs" and not (dtype == np.float32 and scale > 1e15):
+            assert skipped > 0.9      # the bounds are what the first pass uses
+        elif name == "blobs":
+            assert skipped == 0       # float32 squares overflow: no bounds, every row compared
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1.0, 1e20])
+def test_seeding_gaps_are_lower_bounds(scale):
+    """seeding_gaps[i] <= min_{k != a} |y - s_k| - |y - s_a| (a the seed k-means++
+    left as nearest), the distances taken exactly (in long double from the
+    float64 values), on every problem and scale."""
+    for name, X, K in _seeding_problems(np.float64):
+        X = X * scale
+        rows = _kmeans.ArrayRows(X)
+        mean, _ = rows.mean_and_variance()
+        seeds, _, closest, nearest = _kmeans.kmeans_plusplus(
+            rows, K, np.random.RandomState(5), shift=mean, return_state=True)
+        gap = _kmeans.seeding_gaps(seeds, closest, nearest, np.float64)
+        y = (X - mean).astype(np.longdouble)
+        dist = np.sqrt(((y[:, None, :] - seeds.astype(np.longdouble)[None]) ** 2).sum(-1))
+        own = dist[np.arange(len(y)), nearest]
+        dist[np.arange(len(y)), nearest] = np.inf
+        exact = dist.min(axis=1) - own
+        assert (gap.astype(np.longdouble) <= exact).all(), name
+        if name == "blobs":
+            assert np.mean(gap > 0.5 * exact) > 0.5     # and not vacuous ones
 
 
 def test_a_cluster_left_empty_takes_the_heaviest_row_as_sklearn_does():

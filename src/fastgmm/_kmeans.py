@@ -329,12 +329,13 @@ def _squared_gaps(seeds, candidates):
 
 
 def kmeans_plusplus(rows, n_clusters, random_state, shift=None, n_local_trials=None,
-                    n_threads=None, return_nearest=False):
+                    n_threads=None, return_state=False):
     """scikit-learn's k-means++ seeding of the rows y = x - shift (shift None: 0).
 
     Returns (centres in y's coordinates, in the rows' dtype; their row
-    indices), and with `return_nearest` the seed nearest to every row
-    (int32, N). `random_state` (a RandomState) advances exactly as
+    indices), and with `return_state` also every row's squared distance to
+    its nearest seed as computed (closest, the dtype) and that seed
+    (nearest, int32): what `lloyd` needs to start from bounds. `random_state` (a RandomState) advances exactly as
     scikit-learn's `_kmeans_plusplus` advances it.
 
     Each step is one pass over the rows for the candidates' potentials and
@@ -399,8 +400,8 @@ def kmeans_plusplus(rows, n_clusters, random_state, shift=None, n_local_trials=N
                           reach=reaches[:, best])
         centres[c] = candidates[best]
         indices[c] = candidate_ids[best]
-    if return_nearest:
-        return centres, indices, nearest
+    if return_state:
+        return centres, indices, closest, nearest
     return centres, indices
 
 
@@ -492,24 +493,79 @@ def _centre_shift(old, new):
     return np.sqrt(total)
 
 
-def lloyd(rows, centres, shift, tol, max_iter=MAX_ITER, n_threads=None):
+def seeding_gaps(seeds, closest, nearest, dtype):
+    """Lloyd's first bounds from k-means++'s state: for each row a lower
+    bound (float32, rounded down) on min_{k != a} |y - s_k| - |y - s_a|,
+    a = nearest[i], exact arithmetic, with closest[i] the computed squared
+    distance |y - s_a|^2 (fastgmm._kmeans.reach's rounding, e = (D + 4) eps).
+
+    By the triangle inequality |y - s_k| >= |s_k - s_a| - |y - s_a|, so the
+    bound is h_a - 2 |y - s_a| with h_a = min_{k != a} |s_k - s_a| (in
+    double, less its rounding), and |y - s_a|^2 <= (closest + 3 e |s_a|^2)
+    / (1 - 2 e) (as in reach: |y|^2 <= 2 |y - s|^2 + 2 |s|^2), plus the
+    dtype's underflow. Negative where a row is not nearer its seed than half
+    the way to the next one, or its closest is 0 (a row on its seed, or
+    squares that overflowed: inf - inf, clamped): lloyd_pass then compares
+    it with every centre. A closest of inf or NaN gives no bound either.
+    """
+    k, d = seeds.shape
+    n = closest.shape[0]
+    e = (d + 4) * _EPS[np.dtype(dtype).char]
+    gap = np.full(n, np.float32(-1))
+    if k < 2:
+        return gap
+    gaps = _squared_gaps(seeds, seeds) * (1.0 - (d + 4) * _EPS["d"])
+    np.fill_diagonal(gaps, np.inf)
+    half_way = np.sqrt(np.maximum(gaps.min(axis=1), 0.0)) * (1.0 - 4.0 * _EPS["d"])
+    slack = 3.0 * e * _squared_norms(seeds)[0] * (1.0 + 4.0 * _EPS["d"])
+    # the dtype's underflow: every rounded operation within its smallest step
+    tiny = (4 * d + 16) * float(np.finfo(dtype).smallest_subnormal)
+    for start in range(0, n, NUMPY_BLOCK_ROWS):     # no N-long float64 temporaries
+        stop = min(start + NUMPY_BLOCK_ROWS, n)
+        a = nearest[start:stop]
+        near = closest[start:stop].astype(np.float64)
+        reach = np.sqrt((near + slack[a] + tiny) / (1.0 - 2.0 * e)) * (1.0 + 4.0 * _EPS["d"])
+        bound = half_way[a] - 2.0 * reach
+        # 0 is also what an overflow leaves (inf - inf clamped): no bound
+        bound[near == 0] = -1.0
+        block = bound.astype(np.float32)
+        above = block.astype(np.float64) > bound
+        block[above] = np.nextafter(block[above], np.float32(-np.inf))
+        gap[start:stop] = block
+    return gap
+
+
+def lloyd(rows, centres, shift, tol, max_iter=MAX_ITER, n_threads=None, seeding=None):
     """scikit-learn's `_kmeans_single_lloyd` from `centres` (y's coordinates).
 
     Returns (labels int32, centres in the dtype, rows per cluster, iterations).
     Stops when no label changed (strict convergence) or when the squared
     centre shifts sum to at most `tol`; after the latter (or max_iter) one
     more pass labels the rows by the final centres.
+
+    `seeding`: [closest, nearest] from kmeans_plusplus(..., return_state=True)
+    when `centres` are its seeds: the first pass then starts from bounds
+    (seeding_gaps) instead of comparing every row with every centre. The
+    labels are the same bit for bit. The list is emptied and nearest
+    becomes the labels (no N-long copy).
     """
     dtype = rows.dtype
     shift = np.ascontiguousarray(shift, dtype=dtype)
     centres = np.ascontiguousarray(centres, dtype=dtype)
-    labels = np.full(rows.n_samples, -1, dtype=np.int32)
     # A bound a row (float32): the first pass compares every row with every
     # centre; later ones only the rows whose label the bound cannot keep.
     # Worth it where the comparisons dominate a pass: with K x D below
     # BOUNDED_MIN_WORK the bookkeeping cost more than it saved.
     bounded = centres.shape[0] * centres.shape[1] >= BOUNDED_MIN_WORK
-    gap = np.empty(rows.n_samples if bounded else 0, dtype=np.float32)
+    if bounded and seeding is not None:
+        closest, labels = seeding
+        seeding.clear()
+        gap = seeding_gaps(centres, closest, labels, dtype)
+        del closest
+    else:
+        labels = np.full(rows.n_samples, -1, dtype=np.int32)
+        gap = np.empty(rows.n_samples if bounded else 0, dtype=np.float32)
+        seeding = None
     delta = np.zeros(centres.shape[0])
 
     def bounds():
@@ -519,6 +575,8 @@ def lloyd(rows, centres, shift, tol, max_iter=MAX_ITER, n_threads=None):
     for iteration in range(max_iter):
         changed, counts, weights, sums = _lloyd_pass(
             rows, shift, centres, labels, True, n_threads, bounds=bounds())
+        if iteration == 0:
+            changed = rows.n_samples    # scikit-learn's first labels replace none
         if np.any(weights == 0):
             _relocate_empty_clusters(rows, shift, centres, labels, weights, sums)
         new_centres = _average_centres(sums, weights, dtype)
@@ -563,8 +621,11 @@ def kmeans(rows, n_clusters, random_state, n_threads=None):
     """
     mean, variances = rows.mean_and_variance()
     tol = np.mean(variances) * TOL
-    seeds, _ = kmeans_plusplus(rows, n_clusters, random_state, shift=mean,
-                               n_threads=n_threads)
-    labels, centres, counts, _ = lloyd(rows, seeds, mean, tol, n_threads=n_threads)
+    state = list(kmeans_plusplus(rows, n_clusters, random_state, shift=mean,
+                                 n_threads=n_threads, return_state=True))
+    seeds = state[0]
+    del state[:2]       # lloyd takes closest and nearest, and frees closest
+    labels, centres, counts, _ = lloyd(rows, seeds, mean, tol, n_threads=n_threads,
+                                       seeding=state)
     centres += mean
     return labels, centres, counts
