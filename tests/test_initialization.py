@@ -393,6 +393,22 @@ def test_seeding_gaps_are_lower_bounds(scale):
             assert np.mean(gap > 0.5 * exact) > 0.5     # and not vacuous ones
 
 
+def test_seeding_gap_rows_checks_its_arguments():
+    from fastgmm._kernels._kmeans import seeding_gap_rows
+    closest, gap = np.ones(4), np.empty(4, np.float32)
+    half, slack = np.ones(2), np.zeros(2)
+    with pytest.raises(ValueError, match="is not one of the 2 seeds"):
+        seeding_gap_rows(closest, np.array([0, 1, 2, 0], np.int32), half, slack, 1e-15, gap, 1)
+    with pytest.raises(ValueError, match="one entry per row"):
+        seeding_gap_rows(closest, np.zeros(3, np.int32), half, slack, 1e-15, gap, 1)
+    with pytest.raises(ValueError, match="e must be"):
+        seeding_gap_rows(closest, np.zeros(4, np.int32), half, slack, np.nan, gap, 1)
+    seeding_gap_rows(np.array([0.0, 0.01, np.inf, np.nan]), np.zeros(4, np.int32), half, slack,
+                     1e-15, gap, 1)
+    assert gap[0] == -1 and 0 < gap[1] < 1 - 2 * 0.1 + 1e-6 and gap[2] == -np.inf
+    assert np.isnan(gap[3])       # no bound: lloyd_pass compares such a row with every centre
+
+
 def test_a_cluster_left_empty_takes_the_heaviest_row_as_sklearn_does():
     # Every row on a centre (no distance left to relocate by): scikit-learn
     # gives the empty clusters the heaviest cluster's row, as its loop finds it.

@@ -44,7 +44,9 @@ from fastgmm._kernels._columns import (
     first_draw,
 )
 from fastgmm._kernels._dispatch import kmeanspp_closest, kmeanspp_potentials, lloyd_pass
-from fastgmm._kernels._kmeans import CHUNK_ROWS, MAX_MARKED_CANDIDATES, lloyd_stat_size
+from fastgmm._kernels._kmeans import (
+    CHUNK_ROWS, MAX_MARKED_CANDIDATES, lloyd_stat_size, seeding_gap_rows,
+)
 from fastgmm._parameters import MAX_SLOTS, MIN_SLOTS, SLOT_BUDGET_BYTES
 from fastgmm._kernels._openmp_helpers import openmp_effective_n_threads
 
@@ -511,27 +513,17 @@ def seeding_gaps(seeds, closest, nearest, dtype):
     k, d = seeds.shape
     n = closest.shape[0]
     e = (d + 4) * _EPS[np.dtype(dtype).char]
-    gap = np.full(n, np.float32(-1))
     if k < 2:
-        return gap
+        return np.full(n, np.float32(-1))
+    gap = np.empty(n, dtype=np.float32)
     gaps = _squared_gaps(seeds, seeds) * (1.0 - (d + 4) * _EPS["d"])
     np.fill_diagonal(gaps, np.inf)
     half_way = np.sqrt(np.maximum(gaps.min(axis=1), 0.0)) * (1.0 - 4.0 * _EPS["d"])
-    slack = 3.0 * e * _squared_norms(seeds)[0] * (1.0 + 4.0 * _EPS["d"])
     # the dtype's underflow: every rounded operation within its smallest step
     tiny = (4 * d + 16) * float(np.finfo(dtype).smallest_subnormal)
-    for start in range(0, n, NUMPY_BLOCK_ROWS):     # no N-long float64 temporaries
-        stop = min(start + NUMPY_BLOCK_ROWS, n)
-        a = nearest[start:stop]
-        near = closest[start:stop].astype(np.float64)
-        reach = np.sqrt((near + slack[a] + tiny) / (1.0 - 2.0 * e)) * (1.0 + 4.0 * _EPS["d"])
-        bound = half_way[a] - 2.0 * reach
-        # 0 is also what an overflow leaves (inf - inf clamped): no bound
-        bound[near == 0] = -1.0
-        block = bound.astype(np.float32)
-        above = block.astype(np.float64) > bound
-        block[above] = np.nextafter(block[above], np.float32(-np.inf))
-        gap[start:stop] = block
+    slack = 3.0 * e * _squared_norms(seeds)[0] * (1.0 + 4.0 * _EPS["d"]) + tiny
+    seeding_gap_rows(closest, nearest, half_way, slack, e, gap,
+                     _threads(None, n * 16))
     return gap
 
 

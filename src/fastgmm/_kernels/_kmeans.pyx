@@ -31,6 +31,7 @@ data's dtype.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, SIZE_MAX
+from libc.math cimport sqrt
 from libc.stdlib cimport malloc, free
 
 cdef extern from "_kmeans.h":
@@ -55,6 +56,7 @@ cdef extern from "_kmeans.h":
     void fastgmm_km_label_stats_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const double *w, const int *labels, const float *centres, int cov, const float *tied_centre, double *d, double *stat) noexcept nogil
     void fastgmm_km_nearest_bounded_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const double *X, const double *shift, const double *ct, const double *cn, const int *labels, const double *delta, double delta_max, double e, double cmax2, float *gap, Py_ssize_t *rows, double *yb, double *dots, int *fresh) noexcept nogil
     void fastgmm_km_nearest_bounded_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const float *shift, const float *ct, const float *cn, const int *labels, const double *delta, double delta_max, double e, double cmax2, float *gap, Py_ssize_t *rows, float *yb, float *dots, int *fresh) noexcept nogil
+    float fastgmm_km_down_d(double g) noexcept nogil
     void fastgmm_km_lloyd_sums_chunk_d(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const double *X, const double *shift, const double *w, const int *fresh, int *labels, int update, double *stat) noexcept nogil
     void fastgmm_km_lloyd_sums_chunk_f(Py_ssize_t n, Py_ssize_t D, Py_ssize_t K, const float *X, const float *shift, const float *w, const int *fresh, int *labels, int update, double *stat) noexcept nogil
 
@@ -504,3 +506,36 @@ def label_statistics(
                             cov_type, tc, d_all + t * 2 * D, &stats[slot, 0])
     finally:
         free(d_all)
+
+
+def seeding_gap_rows(
+    const floating[::1] closest,            # IN  n: squared distance to the nearest seed
+    const int[::1] nearest,                 # IN  n: that seed
+    const double[::1] half_way,             # IN  K: min_{k != a} |s_k - s_a|, rounded down
+    const double[::1] slack,                # IN  K: 3 e |s_a|^2 rounded up, plus underflow
+    double e,                               # IN  the expansion's rounding, (D + 4) eps
+    float[::1] gap,                         # OUT n
+    int n_threads,
+):
+    """gap[i] = half_way[a] - 2 sqrt((closest_i + slack[a]) / (1 - 2e)) (widened),
+    rounded down into float32, a = nearest[i]; -1 where closest_i is 0.
+    fastgmm._kmeans.seeding_gaps gives the argument; this is its loop over
+    the rows (numpy took 9 ms of speech's 500k rows in blocks)."""
+    cdef Py_ssize_t n = closest.shape[0], K = half_way.shape[0], i
+    cdef double near, bound, up = 1.0 + 4.0 * 2.0**-52, scale = 1.0 / (1.0 - 2.0 * e)
+    cdef int a
+    if nearest.shape[0] != n or gap.shape[0] != n or slack.shape[0] != K:
+        raise ValueError("closest, nearest and gap need one entry per row, "
+                         "half_way and slack one per seed")
+    _check_nearest(nearest, K)
+    if not 0 <= e < 0.25:
+        raise ValueError("e must be in [0, 0.25)")
+    with nogil:
+        for i in prange(n, num_threads=max(1, n_threads), schedule='static'):
+            a = nearest[i]
+            near = <double> closest[i]
+            if near == 0:
+                gap[i] = -1.0
+            else:
+                bound = half_way[a] - 2.0 * sqrt((near + slack[a]) * scale) * up
+                gap[i] = fastgmm_km_down_d(bound)
