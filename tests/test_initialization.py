@@ -397,8 +397,10 @@ def test_seeding_gap_rows_checks_its_arguments():
     from fastgmm._kernels._kmeans import seeding_gap_rows
     closest, gap = np.ones(4), np.empty(4, np.float32)
     half, slack = np.ones(2), np.zeros(2)
-    with pytest.raises(ValueError, match="is not one of the 2 seeds"):
+    with pytest.raises(ValueError, match=r"nearest\[2\] = 2 is not one of the 2 seeds"):
         seeding_gap_rows(closest, np.array([0, 1, 2, 0], np.int32), half, slack, 1e-15, gap, 1)
+    with pytest.raises(ValueError, match=r"nearest\[3\] = -1 is not one of the 2 seeds"):
+        seeding_gap_rows(closest, np.array([0, 1, 1, -1], np.int32), half, slack, 1e-15, gap, 1)
     with pytest.raises(ValueError, match="one entry per row"):
         seeding_gap_rows(closest, np.zeros(3, np.int32), half, slack, 1e-15, gap, 1)
     with pytest.raises(ValueError, match="e must be"):

@@ -266,8 +266,18 @@ def lloyd_pass(
 
 
 cdef int _check_nearest(const int[::1] nearest, Py_ssize_t n_seeds) except -1:
-    cdef Py_ssize_t i
-    for i in range(nearest.shape[0]):
+    # the smallest and largest first, a loop without branches (vectorised),
+    # run before every k-means++ pass; then the first culprit, if any
+    cdef Py_ssize_t i, n = nearest.shape[0]
+    cdef int lo = 0, hi = 0, v
+    with nogil:
+        for i in range(n):
+            v = nearest[i]
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
+    if lo >= 0 and hi < n_seeds:
+        return 0
+    for i in range(n):
         if nearest[i] < 0 or nearest[i] >= n_seeds:
             raise ValueError(f"nearest[{i}] = {nearest[i]} is not one of the {n_seeds} "
                              "seeds of reach")
