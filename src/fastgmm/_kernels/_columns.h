@@ -118,11 +118,13 @@ FASTGMM_DEFINE_DRAWS(f, float)
 
 /* cumsum_search_d without its chain of n dependent adds (k-means++ runs
  * one a seed: 0.39 ms of 500k rows, 25 ms of speech's default fit), for
- * non-negative terms. The sequential sums S_i and the sums Q_i below of
- * the same terms are both within (n + 2B) 2^-53 of the exact sum, relative
- * (terms >= 0), so S_i < r is sure where Q_i (1 + delta) < r and S_i >= r
- * where Q_i (1 - delta) >= r, with delta = 2 (2 (n + 2B) 2^-53) for the
- * rounding of the tests themselves and more. Q is summed by blocks of B
+ * non-negative terms. Relative to the exact sum (terms >= 0), the
+ * sequential sums S_i are within n 2^-53 and the sums Q_i below within
+ * (B + n/B + 1 + n) 2^-53 (a block's lanes, the blocks' running sum, the
+ * sequential tail), so |S_i - Q_i| <= (2n + 2B + n/B) 2^-53 Q_i, to first
+ * order: S_i < r is sure where Q_i (1 + delta) < r and S_i >= r where
+ * Q_i (1 - delta) >= r, with delta = (4n + 8B + 64) 2^-53, twice that and
+ * more for the rounding of the tests themselves. Q is summed by blocks of B
  * terms (eight chains a block, then the blocks' running sum), and the
  * threshold's block again from its start in order. Returns 0 when a
  * threshold is nearer a sum than delta (for n = 500k, about once in 10^4
