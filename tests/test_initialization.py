@@ -371,6 +371,23 @@ def test_lloyd_from_the_seeding_bounds_is_bitwise_lloyd(dtype, scale, monkeypatc
             assert skipped == 0       # float32 squares overflow: no bounds, every row compared
 
 
+def test_lloyd_lets_go_of_the_seeding_state_without_bounds():
+    # K x D below BOUNDED_MIN_WORK: no bounds, so the seeding's closest and
+    # nearest (9 or 13 bytes a row) must not stay alive through Lloyd.
+    X, _ = make_mixture(3000, 4, 5, dtype=np.float64, seed=30)
+    assert 4 * 5 < _kmeans.BOUNDED_MIN_WORK
+    rows = _kmeans.ArrayRows(X)
+    mean, variances = rows.mean_and_variance()
+    tol = np.mean(variances) * _kmeans.TOL
+    seeds, _, closest, nearest = _kmeans.kmeans_plusplus(
+        rows, 5, np.random.RandomState(1), shift=mean, return_state=True)
+    state = [closest, nearest]
+    seeded = _kmeans.lloyd(rows, seeds, mean, tol, seeding=state)
+    assert state == []
+    for a, b in zip(seeded, _kmeans.lloyd(rows, seeds, mean, tol)):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("scale", [1e-20, 1.0, 1e20])
 def test_seeding_gaps_are_lower_bounds(scale):
     """seeding_gaps[i] <= min_{k != a} |y - s_k| - |y - s_a| (a the seed k-means++

@@ -337,8 +337,9 @@ def kmeans_plusplus(rows, n_clusters, random_state, shift=None, n_local_trials=N
     Returns (centres in y's coordinates, in the rows' dtype; their row
     indices), and with `return_state` also every row's squared distance to
     its nearest seed as computed (closest, the dtype) and that seed
-    (nearest, int32): what `lloyd` needs to start from bounds. `random_state` (a RandomState) advances exactly as
-    scikit-learn's `_kmeans_plusplus` advances it.
+    (nearest, int32): what `lloyd` needs to start from bounds.
+    `random_state` (a RandomState) advances exactly as scikit-learn's
+    `_kmeans_plusplus` advances it.
 
     Each step is one pass over the rows for the candidates' potentials and
     a pass over the rows the chosen one comes nearer to. The N-long state is
@@ -538,8 +539,9 @@ def lloyd(rows, centres, shift, tol, max_iter=MAX_ITER, n_threads=None, seeding=
     `seeding`: [closest, nearest] from kmeans_plusplus(..., return_state=True)
     when `centres` are its seeds: the first pass then starts from bounds
     (seeding_gaps) instead of comparing every row with every centre. The
-    labels are the same bit for bit. The list is emptied and nearest
-    becomes the labels (no N-long copy).
+    labels are the same bit for bit. The list is emptied either way (its
+    arrays freed), and with bounds nearest becomes the labels (no N-long
+    copy).
     """
     dtype = rows.dtype
     shift = np.ascontiguousarray(shift, dtype=dtype)
@@ -555,9 +557,10 @@ def lloyd(rows, centres, shift, tol, max_iter=MAX_ITER, n_threads=None, seeding=
         gap = seeding_gaps(centres, closest, labels, dtype)
         del closest
     else:
+        if seeding is not None:
+            seeding.clear()     # unbounded: the seeding's state is of no use, free it
         labels = np.full(rows.n_samples, -1, dtype=np.int32)
         gap = np.empty(rows.n_samples if bounded else 0, dtype=np.float32)
-        seeding = None
     delta = np.zeros(centres.shape[0])
 
     def bounds():
