@@ -308,6 +308,63 @@ def test_em_pass_full_exact_zero_responsibilities(dtype, D, weighted, source):
     check_stats(stats, kp, X, params, "full", sample_weight=sw, resp=resp)
 
 
+# diag and spherical leave out, component block by component block (64
+# bytes of components: 8 float64, 16 float32), the rows whose
+# responsibilities in the block are all exactly 0. K = 9, 37 and 64 give
+# whole blocks, a partial one and both; sorted labels give chunks where a
+# block has every row, some (more and fewer than the eight the kernel takes
+# together) or none; float64 has rows shared by two components.
+@pytest.mark.parametrize("source", ["estep", "resp"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("K", [9, 37, 64])
+@pytest.mark.parametrize("D", [1, 3, 12, 39])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_em_pass_diag_exact_zero_responsibilities(dtype, covariance_type, D, K, weighted, source):
+    rng = np.random.default_rng([19, D, K, weighted])
+    N = 3 * CHUNK_ROWS + 50
+    params = random_params(rng, covariance_type, K, D, dtype)
+    means = rng.normal(scale=60.0 / np.sqrt(D), size=(K, D)).astype(dtype).astype(np.float64)
+    params = (params[0], means, params[2])
+    labels = np.sort(rng.integers(K, size=N))
+    X = means[labels] + 0.3 * rng.normal(size=(N, D))
+    shared = source == "resp" or dtype == np.float64
+    if shared:
+        X[::37] = (means[labels[::37]] + means[(labels[::37] + 1) % K]) / 2
+    X = np.ascontiguousarray(X, dtype=dtype)
+    sw = _weights(rng, "zeros", N) if weighted else None
+    r = ref.e_step(X, *params, covariance_type)["resp"]
+    if D > 1:
+        assert (r == 0).mean() > 0.5
+    assert ((r > 0).sum(axis=1) > 1).any() or not shared
+    resp = r.astype(dtype) if source == "resp" else None
+    stats, kp = run_em_pass(X, params, covariance_type, sample_weight=sw, resp=resp)
+    check_stats(stats, kp, X, params, covariance_type, sample_weight=sw, resp=resp)
+
+
+# Given responsibilities with one nonzero entry in a block, at each of its
+# lanes, next to blocks of +0, -0 and subnormal entries (-0 is left out,
+# a subnormal is kept): each component's sums against the reference.
+@pytest.mark.parametrize("K", [8, 16, 40])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_em_pass_diag_block_skipping_reads_every_lane(dtype, K):
+    rng = np.random.default_rng([23, K])
+    D, N = 5, 2 * CHUNK_ROWS + 21
+    params = random_params(rng, "diag", K, D, dtype)
+    X = random_data(rng, params[1], N, dtype)
+    resp = np.zeros((N, K))
+    lane = np.arange(N) % K
+    resp[np.arange(N), lane] = rng.uniform(0.5, 2.0, size=N)
+    resp[1::7, (lane[1::7] + 1) % K] = np.finfo(dtype).smallest_subnormal
+    resp[2::3][resp[2::3] == 0] = -0.0
+    resp = resp.astype(dtype)
+    assert np.signbit(resp).any() and (resp == np.finfo(dtype).smallest_subnormal).any()
+    stats, kp = run_em_pass(X, params, "diag", resp=resp)
+    check_stats(stats, kp, X, params, "diag", resp=resp)
+    got = ref.unpack_kernel_stats(stats.sum(axis=0), "diag", K, D)
+    assert (got["nk"] > 0).all()
+
+
 @pytest.mark.parametrize("n_slots", [1, 3, 7])
 @pytest.mark.parametrize("D", [3, D_TILED, D_TRMM, D_BLAS])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
