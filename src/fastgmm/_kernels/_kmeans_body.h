@@ -454,6 +454,25 @@ static FASTGMM_ALWAYS_INLINE unsigned KN(fastgmm_km_bits8)(I8 mask)
 }
 #endif
 
+/* Row i of a potentials pass: improve[i] = whether it is kept (its seed's
+ * reach below closest_i), and w_i closest_i where it is not, else 0 (the
+ * value's bits masked, so that a kept row's inf or NaN adds nothing, as
+ * the pruned sum never held it). */
+static FASTGMM_ALWAYS_INLINE double KN(fastgmm_km_pruned)(
+    ptrdiff_t i, const KT *__restrict__ closest, const int32_t *__restrict__ nearest,
+    const double *__restrict__ reach, const KT *__restrict__ w, uint8_t *__restrict__ improve)
+{
+    const double cl = (double)closest[i];
+    const int keep = reach[nearest[i]] < cl;
+    improve[i] = (uint8_t)keep;
+    double v = (w == NULL ? 1.0 : (double)w[i]) * cl;
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    b &= (uint64_t)keep - 1u;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
+
 /* k-means++ potentials of M <= FASTGMM_KM_MARKS candidates c_m over a chunk:
  *   pot[m] += sum_i w_i min(closest_i, |y_i - c_m|^2)        (w NULL: ones)
  *   marked[m] += the rows with |y_i - c_m|^2 < closest_i,
@@ -485,14 +504,22 @@ static inline void KN(fastgmm_km_potentials_chunk)(
     ptrdiff_t m = 0;
     KT yn[KR];
     for (int c = 0; c < L; c++) sums[c] = counts[c] = 0;
-    /* branch-free: which rows are kept is data, as good as random */
+    /* Which rows are kept is data, as good as random: written as a select,
+     * GCC still branched on it (a fifth of the pass in mispredictions and
+     * a store-to-load chain through base, one thread, speech). So: the
+     * keep flags (into improve, whose kept rows are written again below)
+     * and the pruned rows' sum, four rows to the four partial sums of
+     * base[i & 3] as before, with the value masked by bits (vector code,
+     * the reach looked up by a gather); then the kept rows listed. */
+    ptrdiff_t i4 = 0;
+    for (; i4 + 4 <= n; i4 += 4)
+        for (int l = 0; l < 4; l++)
+            base[l] += KN(fastgmm_km_pruned)(i4 + l, closest, nearest, reach, w, improve);
+    for (; i4 < n; i4++)
+        base[i4 & 3] += KN(fastgmm_km_pruned)(i4, closest, nearest, reach, w, improve);
     for (ptrdiff_t i = 0; i < n; i++) {
-        const double cl = (double)closest[i];
-        const int keep = reach[nearest[i]] < cl;
         rows[m] = i;
-        m += keep;
-        base[i & 3] += keep ? 0.0 : (w == NULL ? 1.0 : (double)w[i]) * cl;
-        improve[i] = 0;
+        m += improve[i];
     }
     const double skipped = (base[0] + base[1]) + (base[2] + base[3]);
 #ifdef KM_FAST8
@@ -523,8 +550,7 @@ static inline void KN(fastgmm_km_potentials_chunk)(
             for (ptrdiff_t r = 0; r < q; r++) {
                 const ptrdiff_t i = in_order ? p0 + r : rows[p0 + r];
                 const KT cl = closest[i];
-                const FASTGMM_KM_I keep = in_order ? -(FASTGMM_KM_I)(reach[nearest[i]] < (double)cl)
-                                                   : (FASTGMM_KM_I)-1;
+                const FASTGMM_KM_I keep = in_order ? -(FASTGMM_KM_I)improve[i] : (FASTGMM_KM_I)-1;
                 const K8 clv = (K8){0} + cl;
                 const double wi = w == NULL ? 1.0 : (double)w[i];
                 /* fastgmm_km_dist lane by lane: (|y|^2 + |c|^2) - 2 y.c, at least 0 */
