@@ -232,8 +232,10 @@ def _no_weights(dtype):
 # k-means on 2 threads against 227 ms on one); on the machine alone that
 # left mid's and blobs2d's passes on one thread, and two halve them
 # (k-means++ median of 5, ms, 2**24 -> 2**20: mid 66.5 -> 38.7, blobs2d
-# 43.7 -> 23.8, speech 570 -> 543).
-WORK_PER_THREAD = 2**20
+# 43.7 -> 23.8, speech 570 -> 543). 2**19 then gave the chosen seed's pass
+# of mid (12k rows) its second thread (k-means++, median of 3-5, ms, 2**20
+# -> 2**19: mid 25.2-25.9 -> 23.8-23.9, blobs2d and speech unchanged).
+WORK_PER_THREAD = 2**19
 
 
 def _threads(n_threads, work):
