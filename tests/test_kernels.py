@@ -527,6 +527,42 @@ def test_fit_bitwise_identical_across_thread_counts(dtype, covariance_type, weig
         assert a.lower_bounds_ == b.lower_bounds_
 
 
+
+# From 8 components the rows' maxima and totals go eight rows at a time
+# (each row's chain in order). Rows beyond double (float32) range of every
+# component, at every place of a group of eight and in the tail, get
+# lse = -inf and no responsibility; every other row's outputs are bitwise
+# those it gets alone, and a pass with the far rows at weight 0 sums the same
+# (to the rounding of float32's partial sums).
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rows_beyond_range_among_eight_rows_at_a_time(dtype, covariance_type):
+    rng = np.random.default_rng(29)
+    K, D, N = 12, 3, 8 * 5 + 5
+    params = random_params(rng, covariance_type, K, D, dtype)
+    X = random_data(rng, params[1], N, dtype)
+    far = np.array([0, 9, 18, 27, 36, 43, 44])
+    X[far] = 1e200 if dtype == np.float64 else 1e30
+    near = np.setdiff1d(np.arange(N), far)
+    labels, log_prob, resp = run_estimate(X, params, covariance_type)
+    assert (log_prob[far] == -np.inf).all() and (resp[far] == 0).all()
+    alone = run_estimate(np.ascontiguousarray(X[near]), params, covariance_type)
+    np.testing.assert_array_equal(log_prob[near], alone[1])
+    np.testing.assert_array_equal(resp[near], alone[2])
+    np.testing.assert_array_equal(labels[near], alone[0])
+    e = ref.e_step(X[near], *params, covariance_type)
+    assert_within(log_prob[near], e["lse"], e["lse_scale"], RTOL[dtype], "log_prob")
+    w = np.ones(N)
+    w[far] = 0.0
+    stats, _ = run_em_pass(X, params, covariance_type, sample_weight=w, n_slots=1)
+    alone_stats, _ = run_em_pass(np.ascontiguousarray(X[near]), params, covariance_type,
+                                 sample_weight=np.ones(len(near)), n_slots=1)
+    # (float32 sums rows in chunk partial sums of the dtype, grouped by row)
+    total = alone_stats.sum(axis=0)
+    np.testing.assert_allclose(stats.sum(axis=0), total, rtol=RTOL[dtype],
+                               atol=RTOL[dtype] * np.abs(total).max())
+
+
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])
 def test_zero_weight_row_beyond_double_range_adds_nothing(covariance_type):
     # Row 1 is so far away that its Mahalanobis distance overflows: lse = -inf

@@ -43,6 +43,10 @@ cdef extern from "_loops.h":
     void fastgmm_log_density_col_d(int n, int D, const double *Y, double c, int K, double *wlp_col) noexcept nogil
     void fastgmm_log_density_col_f(int n, int D, const float *Y, double c, int K, float *wlp_col) noexcept nogil
     void fastgmm_log_density_rows_d(int n, int K, const double *c, double *wlp) noexcept nogil
+    void fastgmm_row_max_d(int n, int K, const double *x, double *out) noexcept nogil
+    void fastgmm_row_max_f(int n, int K, const float *x, double *out) noexcept nogil
+    void fastgmm_row_totals_d(int n, int K, const double *x, double *out) noexcept nogil
+    void fastgmm_row_totals_f(int n, int K, const float *x, double *out) noexcept nogil
     void fastgmm_log_density_rows_f(int n, int K, const double *c, float *wlp) noexcept nogil
     int fastgmm_weighted_centre_d(int n, int D, int K, const double *X, const double *mu, const double *resp, double *out, double *s1_chunk) noexcept nogil
     int fastgmm_weighted_centre_f(int n, int D, int K, const float *X, const float *mu, const float *resp, float *out, float *s1_chunk) noexcept nogil
@@ -378,13 +382,15 @@ cdef inline void log_normalize_rows(
     # Three sweeps, so that the exponentials run as one flat loop over the
     # chunk's n_rows x K entries: it vectorises whatever K is (K = 3 would
     # leave a per-row loop over components scalar).
+    # The rows' maxima and totals in C, eight rows at a time (each row's
+    # chain in order, the same bits as row by row; _loops.h).
+    if floating is double:
+        fastgmm_row_max_d(n_rows, K, wlp, lse)
+    else:
+        fastgmm_row_max_f(n_rows, K, wlp, lse)
     for i in range(n_rows):
         row = wlp + i * K
-        row_max = -INFINITY
-        for k in range(K):
-            if row[k] > row_max:
-                row_max = row[k]
-        lse[i] = row_max
+        row_max = <floating> lse[i]
         if row_max == -INFINITY:
             continue        # every entry is -inf: exp gives 0
         for k in range(K):
@@ -395,12 +401,13 @@ cdef inline void log_normalize_rows(
     else:
         for i in range(<Py_ssize_t> n_rows * K):
             wlp[i] = fastgmm_expf(wlp[i])
+    if floating is double:
+        fastgmm_row_totals_d(n_rows, K, wlp, totals)
+    else:
+        fastgmm_row_totals_f(n_rows, K, wlp, totals)
     for i in range(n_rows):
         row = wlp + i * K
-        total = 0.0
-        for k in range(K):
-            total = total + row[k]
-        totals[i] = total
+        total = <floating> totals[i]
         if total == 0.0:
             # No component gives this row a finite density (it lies beyond
             # double range of every one): it carries no responsibility.
