@@ -493,7 +493,7 @@ static FASTGMM_ALWAYS_INLINE int fastgmm_diag_moments_list_##SUFFIX(          \
     int m = 0;                                                                \
     for (int i = 0; i < q; i++) {                                             \
         U bits[BLK], any = 0;                                                 \
-        __builtin_memcpy(bits, r + (size_t)i * K + k0, (size_t)kb * sizeof(T)); \
+        memcpy(bits, r + (size_t)i * K + k0, (size_t)kb * sizeof(T));           \
         for (int k = 0; k < kb; k++) any |= bits[k] << 1;                     \
         rows[m] = i;                                                          \
         m += any != 0;                                                        \
