@@ -435,51 +435,19 @@ static FASTGMM_NOINLINE void fastgmm_diag_moments_whole_##SUFFIX(              \
 #endif
 
 #define FASTGMM_DEFINE_DIAG_MOMENTS(T, U, SUFFIX)                              \
-/* Every row, every component: rows eight at a time, components innermost \
- * (vectorised by the compiler). */                                         \
+/* Every row, every component: the block loop over all K components and  \
+ * every row of each piece (the plain loop, components innermost,          \
+ * vectorised by the compiler). */                                         \
 static inline void fastgmm_diag_moments_dense_##SUFFIX(                        \
     int n, int K, int D, const T *__restrict__ X, const T *__restrict__ r,    \
     const T *__restrict__ c, T *__restrict__ s1, T *__restrict__ s2)          \
 {                                                                             \
-    int i = 0;                                                                \
-    for (; i + 8 <= n; i += 8) {                                              \
-        const T *x0 = X + (size_t)i * D;                                      \
-        const T *r0 = r + (size_t)i * K;                                      \
-        for (int j = 0; j < D; j++) {                                         \
-            T y[8];                                                           \
-            for (int t = 0; t < 8; t++) y[t] = x0[(size_t)t * D + j];         \
-            const T *__restrict__ cj = c + (size_t)j * K;                     \
-            T *__restrict__ s1j = s1 + (size_t)j * K;                         \
-            T *__restrict__ s2j = s2 + (size_t)j * K;                         \
-            for (int k = 0; k < K; k++) {                                     \
-                const T ck = cj[k];                                           \
-                T a1 = 0, a2 = 0;                                             \
-                for (int t = 0; t < 8; t++) {                                 \
-                    const T d = y[t] - ck;                                    \
-                    const T e = r0[(size_t)t * K + k] * d;                    \
-                    a1 += e;                                                  \
-                    a2 += e * d;                                              \
-                }                                                             \
-                s1j[k] += a1;                                                 \
-                s2j[k] += a2;                                                 \
-            }                                                                 \
-        }                                                                     \
-    }                                                                         \
-    for (; i < n; i++) {                                                      \
-        const T *xi = X + (size_t)i * D;                                      \
-        const T *ri = r + (size_t)i * K;                                      \
-        for (int j = 0; j < D; j++) {                                         \
-            const T y = xi[j];                                                \
-            const T *__restrict__ cj = c + (size_t)j * K;                     \
-            T *__restrict__ s1j = s1 + (size_t)j * K;                         \
-            T *__restrict__ s2j = s2 + (size_t)j * K;                         \
-            for (int k = 0; k < K; k++) {                                     \
-                const T d = y - cj[k];                                        \
-                const T e = ri[k] * d;                                        \
-                s1j[k] += e;                                                  \
-                s2j[k] += e * d;                                              \
-            }                                                                 \
-        }                                                                     \
+    int rows[FASTGMM_MOMENT_ROWS];                                            \
+    for (int i = 0; i < FASTGMM_MOMENT_ROWS; i++) rows[i] = i;                \
+    for (int i0 = 0; i0 < n; i0 += FASTGMM_MOMENT_ROWS) {                     \
+        const int q = n - i0 < FASTGMM_MOMENT_ROWS ? n - i0 : FASTGMM_MOMENT_ROWS; \
+        fastgmm_diag_moments_block_##SUFFIX(q, rows, K, D, 0, K, X + (size_t)i0 * D, \
+                                            r + (size_t)i0 * K, c, s1, s2);   \
     }                                                                         \
 }                                                                             \
 /* The rows of q with a responsibility other than +-0 among the kb         \
