@@ -288,9 +288,17 @@ def test_em_pass_fused_small_full_matches_reference(dtype, D, K, mode):
 @pytest.mark.parametrize("D", [3, D_TILED, D_TRMM, TILED_FULL_MAX_FEATURES, D_BLAS])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_em_pass_full_exact_zero_responsibilities(dtype, D, weighted, source):
-    rng = np.random.default_rng([17, D, weighted])
-    K, N = 9, 3 * CHUNK_ROWS + 50
-    params = random_params(rng, "full", K, D, dtype)
+    _check_far_apart_components(np.random.default_rng([17, D, weighted]), dtype, "full", D, 9,
+                                weighted, source)
+
+
+def _check_far_apart_components(rng, dtype, covariance_type, D, K, weighted, source):
+    """em_pass against the reference on far-apart components with sorted
+    labels (most responsibilities exactly 0), rows shared by two components
+    where their responsibilities are exact, zero weights if `weighted`, the
+    responsibilities computed by the kernel ("estep") or given ("resp")."""
+    N = 3 * CHUNK_ROWS + 50
+    params = random_params(rng, covariance_type, K, D, dtype)
     means = rng.normal(scale=60.0 / np.sqrt(D), size=(K, D)).astype(dtype).astype(np.float64)
     params = (params[0], means, params[2])
     labels = np.sort(rng.integers(K, size=N))
@@ -300,12 +308,13 @@ def test_em_pass_full_exact_zero_responsibilities(dtype, D, weighted, source):
         X[::37] = (means[labels[::37]] + means[(labels[::37] + 1) % K]) / 2
     X = np.ascontiguousarray(X, dtype=dtype)
     sw = _weights(rng, "zeros", N) if weighted else None
-    r = ref.e_step(X, *params, "full")["resp"]
-    assert (r == 0).mean() > 0.5
+    r = ref.e_step(X, *params, covariance_type)["resp"]
+    if D > 1:   # (one feature: neighbouring components overlap)
+        assert (r == 0).mean() > 0.5
     assert ((r > 0).sum(axis=1) > 1).any() or not shared
     resp = r.astype(dtype) if source == "resp" else None
-    stats, kp = run_em_pass(X, params, "full", sample_weight=sw, resp=resp)
-    check_stats(stats, kp, X, params, "full", sample_weight=sw, resp=resp)
+    stats, kp = run_em_pass(X, params, covariance_type, sample_weight=sw, resp=resp)
+    check_stats(stats, kp, X, params, covariance_type, sample_weight=sw, resp=resp)
 
 
 # diag and spherical leave out, component block by component block (64
@@ -321,25 +330,8 @@ def test_em_pass_full_exact_zero_responsibilities(dtype, D, weighted, source):
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_em_pass_diag_exact_zero_responsibilities(dtype, covariance_type, D, K, weighted, source):
-    rng = np.random.default_rng([19, D, K, weighted])
-    N = 3 * CHUNK_ROWS + 50
-    params = random_params(rng, covariance_type, K, D, dtype)
-    means = rng.normal(scale=60.0 / np.sqrt(D), size=(K, D)).astype(dtype).astype(np.float64)
-    params = (params[0], means, params[2])
-    labels = np.sort(rng.integers(K, size=N))
-    X = means[labels] + 0.3 * rng.normal(size=(N, D))
-    shared = source == "resp" or dtype == np.float64
-    if shared:
-        X[::37] = (means[labels[::37]] + means[(labels[::37] + 1) % K]) / 2
-    X = np.ascontiguousarray(X, dtype=dtype)
-    sw = _weights(rng, "zeros", N) if weighted else None
-    r = ref.e_step(X, *params, covariance_type)["resp"]
-    if D > 1:
-        assert (r == 0).mean() > 0.5
-    assert ((r > 0).sum(axis=1) > 1).any() or not shared
-    resp = r.astype(dtype) if source == "resp" else None
-    stats, kp = run_em_pass(X, params, covariance_type, sample_weight=sw, resp=resp)
-    check_stats(stats, kp, X, params, covariance_type, sample_weight=sw, resp=resp)
+    _check_far_apart_components(np.random.default_rng([19, D, K, weighted]), dtype,
+                                covariance_type, D, K, weighted, source)
 
 
 # Given responsibilities with one nonzero entry in a block, at each of its
