@@ -970,6 +970,38 @@ def test_kmeanspp_potentials_match_numpy_and_pruning_changes_nothing(dtype, n, D
     np.testing.assert_array_equal(changed, np.flatnonzero(improve & (1 << best)))
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+# D: below, at and above a vector of features; n: rows read in order (most
+# kept) and gathered (few kept, with seeds among the data's clusters)
+@pytest.mark.parametrize("n, D, K", [(1203, 3, 2), (1203, 16, 12), (2000, 39, 30)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kmeanspp_potentials_four_lanes_and_eight_agree_bitwise(dtype, n, D, K, weighted):
+    # A step of at most four candidates runs the dot products on four lanes,
+    # a step of more on eight: each lane is the same chain, so a candidate's
+    # sums, counts and bits must not depend on which path it went through.
+    X, shift, centres, w, _, _ = _kmeans_problem(n, D, K + 8, dtype, 7 * n + D, weighted)
+    seeds, candidates = centres[:K], np.ascontiguousarray(centres[K:])
+    closest, nearest = _seeded_state(X, shift, seeds, w)
+    # one reach for every step (the eight candidates' nearest), so that
+    # every step prunes the same rows and sums the same terms
+    reaches = reach(seeds, candidates, dtype).min(axis=1)
+    runs = {}
+    for M in (1, 3, 4, 5, 8):
+        cand = np.ascontiguousarray(candidates[:M])
+        potentials = np.empty((2, M))
+        marked = np.empty((2, M))
+        improve = np.full(n, 255, dtype=np.uint8)
+        kmeanspp_potentials(X, shift, w, cand, closest, nearest, reaches, improve, potentials,
+                            marked, 1)
+        runs[M] = (potentials, marked, improve)
+    for M in (1, 3, 4, 5):
+        potentials, marked, improve = runs[M]
+        np.testing.assert_array_equal(potentials, runs[8][0][:, :M])
+        np.testing.assert_array_equal(marked, runs[8][1][:, :M])
+        np.testing.assert_array_equal(improve, runs[8][2] & ((1 << M) - 1))
+    assert runs[4][1].sum() > 0 and (runs[8][2] >> 4).any()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kmeans_kernels_bitwise_identical_across_thread_counts(dtype):
     X, shift, centres, w, _, _ = _kmeans_problem(20_000, 9, 12, dtype, 1, True)

@@ -64,6 +64,8 @@ typedef int64_t fastgmm_km_nvid __attribute__((vector_size(FASTGMM_VBYTES)));
 typedef int32_t fastgmm_km_nvif __attribute__((vector_size(FASTGMM_VBYTES)));
 /* eight doubles: the k-means++ potentials of the candidate lanes */
 typedef double fastgmm_km_d8 __attribute__((vector_size(8 * sizeof(double))));
+/* four: the same for steps of at most four candidates */
+typedef double fastgmm_km_d4 __attribute__((vector_size(4 * sizeof(double))));
 #endif
 /* 0, 1, 2, ...: the lanes' first centre numbers (loaded, not built lane by
  * lane: that cost more than the comparisons); as int64 and as int32 */

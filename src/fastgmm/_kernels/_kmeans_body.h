@@ -422,8 +422,12 @@ static inline void KN(fastgmm_km_nearest_bounded_chunk)(
 typedef KT KN(fastgmm_km_v8) __attribute__((vector_size(FASTGMM_KM_MARKS * FASTGMM_KM_TBYTES)));
 typedef FASTGMM_KM_I KN(fastgmm_km_i8)
     __attribute__((vector_size(FASTGMM_KM_MARKS * FASTGMM_KM_TBYTES)));
+typedef KT KN(fastgmm_km_v4) __attribute__((vector_size(4 * FASTGMM_KM_TBYTES)));
+typedef FASTGMM_KM_I KN(fastgmm_km_i4) __attribute__((vector_size(4 * FASTGMM_KM_TBYTES)));
 #define K8 KN(fastgmm_km_v8)
 #define I8 KN(fastgmm_km_i8)
+#define K4 KN(fastgmm_km_v4)
+#define I4 KN(fastgmm_km_i4)
 
 /* a[r] = sum_j yb[r, j] ct[j, 0:8] for the KR rows of a block (ct's rows
  * kp apart, kp >= 8), one chain per lane, j in order. */
@@ -442,6 +446,25 @@ static FASTGMM_ALWAYS_INLINE void KN(fastgmm_km_tile8)(
     }
 }
 
+/* The same on the first four lanes: each lane the same chain, so the same
+ * bits; half the work where a step has at most four candidates (float64:
+ * one 256-bit vector, where the eight lanes take two, or one 512-bit
+ * vector that AMD's Zen 4 runs as two halves). */
+static FASTGMM_ALWAYS_INLINE void KN(fastgmm_km_tile4)(
+    ptrdiff_t D, ptrdiff_t kp, const KT *__restrict__ yb, const KT *__restrict__ ct,
+    K4 a[KR])
+{
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < KR; r++) a[r] = (K4){0};
+    for (ptrdiff_t j = 0; j < D; j++) {
+        K4 c;
+        __builtin_memcpy(&c, ct + j * kp, sizeof(K4));
+        FASTGMM_IN_REGISTER(c);
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < KR; r++) a[r] += yb[r * D + j] * c;
+    }
+}
+
 /* The bits of the lanes set in a comparison mask, lane m as bit m. */
 static FASTGMM_ALWAYS_INLINE unsigned KN(fastgmm_km_bits8)(I8 mask)
 {
@@ -452,6 +475,78 @@ static FASTGMM_ALWAYS_INLINE unsigned KN(fastgmm_km_bits8)(I8 mask)
     b |= __builtin_shufflevector(b, b, 1, 0, 3, 2, 5, 4, 7, 6);
     return (unsigned)b[0];
 }
+static FASTGMM_ALWAYS_INLINE unsigned KN(fastgmm_km_bits4)(I4 mask)
+{
+    const I4 pow2 = {1, 2, 4, 8};
+    I4 b = mask & pow2;
+    b |= __builtin_shufflevector(b, b, 2, 3, 0, 1);
+    b |= __builtin_shufflevector(b, b, 1, 0, 3, 2);
+    return (unsigned)b[0];
+}
+
+/* The kept rows of a potentials pass through the candidates' dot products
+ * on NL lanes (a vector VK of T, VI of integers, VD of double): sums[c] =
+ * sum_i w_i min(closest_i, d_ic) over them, counts[c] the rows with
+ * d_ic < closest_i and improve[i] their bits, for c < NL. in_order: all n
+ * rows read in order, the pruned ones (improve[i] = 0) masked out (they
+ * add 0 and get no bit: the same sums and bits); else the m rows listed
+ * in `rows`, gathered. Where three quarters of the chunk's rows are kept,
+ * they are read in order: a gathered row, prefetched, costs about twice a
+ * row read in order on one thread (float64, D = 39: 63 against 33 ns), but
+ * on two threads the pass is bound by memory and the rows not read count
+ * (k-means++, median of 5, threshold one half -> three quarters: mid
+ * 47-80 -> 37-38 ms, speech 585-690 -> 558-576 ms). */
+#define KM_DEFINE_MARKED(NAME, VK, VI, VD, NL, TILE, BITS)                                \
+static inline void NAME(                                                                  \
+    ptrdiff_t n, ptrdiff_t m, ptrdiff_t D, const KT *__restrict__ X,                      \
+    const KT *__restrict__ shift, const KT *__restrict__ ct, ptrdiff_t kp,                \
+    const KT *__restrict__ cn, const KT *__restrict__ w, const KT *__restrict__ closest,  \
+    const ptrdiff_t *__restrict__ rows, KT *__restrict__ yb, uint8_t *__restrict__ improve, \
+    double *__restrict__ sums, double *__restrict__ counts)                               \
+{                                                                                         \
+    VK cnv, a[KR];                                                                        \
+    VI cnt = (VI){0};                                                                     \
+    VD acc = (VD){0};                                                                     \
+    KT yn[KR];                                                                            \
+    __builtin_memcpy(&cnv, cn, sizeof(VK));                                               \
+    const int in_order = 4 * m >= 3 * n;                                                  \
+    const ptrdiff_t span = in_order ? n : m;                                              \
+    for (ptrdiff_t p0 = 0; p0 < span; p0 += KR) {                                         \
+        const ptrdiff_t q = span - p0 < KR ? span - p0 : KR;                              \
+        if (!in_order)                                                                    \
+            KN(fastgmm_km_prefetch)(p0 + KM_AHEAD < m ? p0 + KM_AHEAD : m,                \
+                                    p0 + KM_AHEAD + KR < m ? p0 + KM_AHEAD + KR : m,      \
+                                    D, X, rows);                                          \
+        KN(fastgmm_km_rows)(q, D, in_order ? X + p0 * D : X, in_order ? NULL : rows + p0, \
+                            shift, yb, yn);                                               \
+        TILE(D, kp, yb, ct, a);                                                           \
+        for (ptrdiff_t r = 0; r < q; r++) {                                               \
+            const ptrdiff_t i = in_order ? p0 + r : rows[p0 + r];                         \
+            const KT cl = closest[i];                                                     \
+            const FASTGMM_KM_I keep =                                                     \
+                in_order ? -(FASTGMM_KM_I)improve[i] : (FASTGMM_KM_I)-1;                  \
+            const VK clv = (VK){0} + cl;                                                  \
+            const double wi = w == NULL ? 1.0 : (double)w[i];                             \
+            /* fastgmm_km_dist lane by lane: (|y|^2 + |c|^2) - 2 y.c, at least 0 */       \
+            VK d = (yn[r] + cnv) - (a[r] + a[r]);                                         \
+            d = (VK)((VI)d & (VI)(d > 0));                                                \
+            const VI nearer = (VI)(d < clv) & keep;                                       \
+            const VK v = (VK)((((VI)d & nearer) | ((VI)clv & ~nearer)) & keep);           \
+            acc += wi * __builtin_convertvector(v, VD);                                   \
+            cnt -= nearer;                                                                \
+            improve[i] = (uint8_t)BITS(nearer);                                           \
+        }                                                                                 \
+    }                                                                                     \
+    for (int c = 0; c < NL; c++) {                                                        \
+        sums[c] = acc[c];                                                                 \
+        counts[c] = (double)cnt[c];                                                       \
+    }                                                                                     \
+}
+KM_DEFINE_MARKED(KN(fastgmm_km_marked8), K8, I8, fastgmm_km_d8, 8, KN(fastgmm_km_tile8),
+                 KN(fastgmm_km_bits8))
+KM_DEFINE_MARKED(KN(fastgmm_km_marked4), K4, I4, fastgmm_km_d4, 4, KN(fastgmm_km_tile4),
+                 KN(fastgmm_km_bits4))
+#undef KM_DEFINE_MARKED
 #endif
 
 /* Row i of a potentials pass: improve[i] = whether it is kept (its seed's
@@ -502,7 +597,6 @@ static inline void KN(fastgmm_km_potentials_chunk)(
     double base[4] = {0, 0, 0, 0};
     double sums[L], counts[L];
     ptrdiff_t m = 0;
-    KT yn[KR];
     for (int c = 0; c < L; c++) sums[c] = counts[c] = 0;
     /* Which rows are kept is data, as good as random: written as a select,
      * GCC still branched on it (a fifth of the pass in mispredictions and
@@ -523,52 +617,14 @@ static inline void KN(fastgmm_km_potentials_chunk)(
     }
     const double skipped = (base[0] + base[1]) + (base[2] + base[3]);
 #ifdef KM_FAST8
-    {
-        K8 cnv, a[KR];
-        I8 cnt = (I8){0};
-        fastgmm_km_d8 acc = (fastgmm_km_d8){0};
-        __builtin_memcpy(&cnv, cn, sizeof(K8));
-        /* Where three quarters of the chunk's rows are kept, all of them
-         * are read in order and the pruned ones masked out (they add 0 and
-         * get no bit: the same sums and bits): a gathered row, prefetched,
-         * costs about twice a row read in order on one thread (float64,
-         * D = 39: 63 against 33 ns), but on two threads the pass is bound
-         * by memory and the rows not read count (k-means++, median of 5,
-         * threshold one half -> three quarters: mid 47-80 -> 37-38 ms,
-         * speech 585-690 -> 558-576 ms). */
-        const int in_order = 4 * m >= 3 * n;
-        const ptrdiff_t span = in_order ? n : m;
-        for (ptrdiff_t p0 = 0; p0 < span; p0 += KR) {
-            const ptrdiff_t q = span - p0 < KR ? span - p0 : KR;
-            if (!in_order)
-                KN(fastgmm_km_prefetch)(p0 + KM_AHEAD < m ? p0 + KM_AHEAD : m,
-                                        p0 + KM_AHEAD + KR < m ? p0 + KM_AHEAD + KR : m,
-                                        D, X, rows);
-            KN(fastgmm_km_rows)(q, D, in_order ? X + p0 * D : X, in_order ? NULL : rows + p0,
-                                shift, yb, yn);
-            KN(fastgmm_km_tile8)(D, kp, yb, ct, a);
-            for (ptrdiff_t r = 0; r < q; r++) {
-                const ptrdiff_t i = in_order ? p0 + r : rows[p0 + r];
-                const KT cl = closest[i];
-                const FASTGMM_KM_I keep = in_order ? -(FASTGMM_KM_I)improve[i] : (FASTGMM_KM_I)-1;
-                const K8 clv = (K8){0} + cl;
-                const double wi = w == NULL ? 1.0 : (double)w[i];
-                /* fastgmm_km_dist lane by lane: (|y|^2 + |c|^2) - 2 y.c, at least 0 */
-                K8 d = (yn[r] + cnv) - (a[r] + a[r]);
-                d = (K8)((I8)d & (I8)(d > 0));
-                const I8 nearer = (I8)(d < clv) & keep;
-                const K8 v = (K8)((((I8)d & nearer) | ((I8)clv & ~nearer)) & keep);
-                acc += wi * __builtin_convertvector(v, fastgmm_km_d8);
-                cnt -= nearer;
-                improve[i] = (uint8_t)KN(fastgmm_km_bits8)(nearer);
-            }
-        }
-        for (int c = 0; c < L; c++) {
-            sums[c] = acc[c];
-            counts[c] = (double)cnt[c];
-        }
-    }
+    if (M <= 4)
+        KN(fastgmm_km_marked4)(n, m, D, X, shift, ct, kp, cn, w, closest, rows, yb, improve,
+                               sums, counts);
+    else
+        KN(fastgmm_km_marked8)(n, m, D, X, shift, ct, kp, cn, w, closest, rows, yb, improve,
+                               sums, counts);
 #else
+    KT yn[KR];
     for (ptrdiff_t p0 = 0; p0 < m; p0 += KR) {
         const ptrdiff_t q = m - p0 < KR ? m - p0 : KR;
         KN(fastgmm_km_rows)(q, D, X, rows + p0, shift, yb, yn);
@@ -637,9 +693,9 @@ static inline void KN(fastgmm_km_closest_chunk)(
                                     p0 + KM_AHEAD + KR < m ? p0 + KM_AHEAD + KR : m, D, X, rows);
         KN(fastgmm_km_rows)(q, D, X, rows + p0, shift, yb, yn);
 #ifdef KM_FAST8
-        /* lane 0 of the 8-lane tile: the chain potentials_chunk ran */
-        K8 a[KR];
-        KN(fastgmm_km_tile8)(D, kp, yb, ct, a);
+        /* lane 0 of a four-lane tile: the chain potentials_chunk ran */
+        K4 a[KR];
+        KN(fastgmm_km_tile4)(D, kp, yb, ct, a);
         for (int r = 0; r < KR; r++) dots[r * kp] = a[r][0];
 #else
         KN(fastgmm_km_tile)(8, 1, D, kp, 0, 0, yb, ct, dots);
@@ -754,6 +810,8 @@ static inline void KN(fastgmm_km_label_stats_chunk)(
 #undef KM_FAST8
 #undef K8
 #undef I8
+#undef K4
+#undef I4
 #endif
 #ifdef FASTGMM_VECTOR_TYPES
 #undef KM_XOR
