@@ -458,6 +458,25 @@ def test_demo_figure_path(tmp_path):
     assert "fastgmm: warning: no figure" in proc.stderr
 
 
+def test_bench_settles_off_the_clock(monkeypatch, tmp_path):
+    # --settle sleeps before every timed run, outside the time it reports,
+    # and is refused below zero.
+    from fastgmm import _bench
+
+    calls = []
+    clock = iter([10.0, 10.5])
+    monkeypatch.setattr(_bench.time, "sleep", calls.append)
+    monkeypatch.setattr(_bench.time, "perf_counter", lambda: next(clock))
+    assert _bench.timed(lambda: "done", settle=0.25) == (0.5, "done")
+    assert calls == [0.25]
+    monkeypatch.undo()
+    assert _bench.parse_args([]).settle == 0.2
+    with pytest.raises(SystemExit):
+        _bench.parse_args(["--settle", "-1"])
+    proc = run_cli("bench", "--settle", "-0.5", cwd=tmp_path)
+    assert proc.returncode == 2 and "--settle must be at least 0" in proc.stderr
+
+
 def test_bench_small_case(tmp_path):
     proc = assert_ok(run_cli("bench", "--cases", "blobs2d,iris", "--scale", 0.002,
                              "--iters", 1, "--iris-repeats", 3, "--gemm-size", 64,

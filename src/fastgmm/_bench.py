@@ -312,8 +312,18 @@ def scaled_n_samples(N, D, K, covariance_type, scale):
     return min(N, max(n, minimum))
 
 
-def timed(fn):
-    """Wall time of fn(), with the cyclic garbage collector off (as timeit does)."""
+def timed(fn, settle=0.0):
+    """Wall time of fn(), with the cyclic garbage collector off (as timeit does).
+
+    settle: seconds to sleep first, off the clock. A BLAS or OpenMP pool
+    keeps its threads spinning for a while after its last call (OpenBLAS's
+    idle loop about 0.1 s): a run started at once shares the cores with the
+    previous run's spinning threads, the other library's as often as not
+    (mid's k-means stage right after scikit-learn's KMeans: median 47 ms,
+    after a 0.5 s pause 27 ms).
+    """
+    if settle > 0:
+        time.sleep(settle)
     gc.collect()
     enabled = gc.isenabled()
     gc.disable()
@@ -368,7 +378,7 @@ def fastgmm_threads():
 # ---------------------------------------------------------------- timing
 
 
-def time_per_iteration(X, kwargs, iters, repeats, bayesian=False):
+def time_per_iteration(X, kwargs, iters, repeats, bayesian=False, settle=0.0):
     """Median seconds per EM iteration of each estimator, by difference.
 
     Returns {name: {"median": s, "samples": [...], "lower_bound": lb, "dtype": str}}.
@@ -388,8 +398,8 @@ def time_per_iteration(X, kwargs, iters, repeats, bayesian=False):
         for name in order:
             cls = classes[name]
             try:
-                t_short, _ = timed(lambda: cls(**short).fit(X))
-                t_long, model = timed(lambda: cls(**long).fit(X))
+                t_short, _ = timed(lambda: cls(**short).fit(X), settle)
+                t_long, model = timed(lambda: cls(**long).fit(X), settle)
             except Exception as exc:
                 raise RuntimeError(f"{name} {type(exc).__name__}") from exc
             out[name]["samples"].append((t_long - t_short) / iters)
@@ -402,7 +412,7 @@ def time_per_iteration(X, kwargs, iters, repeats, bayesian=False):
     return out
 
 
-def time_end_to_end(X, n_components, covariance_type, repeats):
+def time_end_to_end(X, n_components, covariance_type, repeats, settle=0.0):
     """Median seconds of a default fit(X) (k-means init, tol=1e-3) of each estimator."""
     classes = estimator_classes()
     kwargs = dict(n_components=n_components, covariance_type=covariance_type, random_state=0)
@@ -413,7 +423,7 @@ def time_end_to_end(X, n_components, covariance_type, repeats):
         order = list(classes) if r % 2 == 0 else list(reversed(classes))
         for name in order:
             cls = classes[name]
-            t, model = timed(lambda: cls(**kwargs).fit(X))
+            t, model = timed(lambda: cls(**kwargs).fit(X), settle)
             out[name]["samples"].append(t)
             out[name]["n_iter"] = int(model.n_iter_)
     for res in out.values():
@@ -421,7 +431,7 @@ def time_end_to_end(X, n_components, covariance_type, repeats):
     return out
 
 
-def time_kmeans(X, n_components, repeats):
+def time_kmeans(X, n_components, repeats, settle=0.0):
     """Median seconds of the k-means stage of a default fit, each side's own.
 
     Returns {name: {"median": s, "samples": [...]}, "labels_equal": bool}.
@@ -440,7 +450,7 @@ def time_kmeans(X, n_components, repeats):
     for r in range(repeats):
         order = list(runs) if r % 2 == 0 else list(reversed(runs))
         for name in order:
-            t, labels[name] = timed(runs[name])
+            t, labels[name] = timed(runs[name], settle)
             out[name]["samples"].append(t)
     for name in runs:
         out[name]["median"] = statistics.median(out[name]["samples"])
@@ -637,8 +647,9 @@ def fmt_mib(nbytes):
 
 # Defaults of the two front ends: benchmarks/compare.py measures every case
 # at full size; `fastgmm bench` one small case, in seconds.
-FULL_DEFAULTS = dict(cases=",".join(ALL_CASES), scale=1.0, memory=True, iris_repeats=100)
-QUICK_DEFAULTS = dict(cases="blobs2d", scale=0.1, memory=False, iris_repeats=20)
+FULL_DEFAULTS = dict(cases=",".join(ALL_CASES), scale=1.0, memory=True, iris_repeats=100,
+                     settle=0.2)
+QUICK_DEFAULTS = dict(cases="blobs2d", scale=0.1, memory=False, iris_repeats=20, settle=0.0)
 
 
 def cases_epilog():
@@ -668,6 +679,10 @@ def add_arguments(p, defaults):
     p.add_argument("--kmeans", action="store_true",
                    help="also time the default init's k-means alone: fastgmm's against "
                         "KMeans(n_init=1)")
+    p.add_argument("--settle", type=float, default=defaults["settle"], metavar="SECONDS",
+                   help="sleep this long before every timed run, off the clock, so that "
+                        "the previous run's spinning BLAS/OpenMP threads are idle "
+                        f"(default {defaults['settle']})")
     p.add_argument("--iris-repeats", type=int, default=defaults["iris_repeats"],
                    help=f"fits per estimator for the iris case (default "
                         f"{defaults['iris_repeats']})")
@@ -700,6 +715,8 @@ def check_args(p, args):
         p.error("--scale must be positive")
     if args.threads is not None and args.threads < 1:
         p.error("--threads must be at least 1")
+    if not args.settle >= 0:
+        p.error("--settle must be at least 0")
 
 
 def parse_args(argv, prog=None, defaults=FULL_DEFAULTS):
@@ -723,7 +740,7 @@ def run_case(name, N, D, K, cov, dtype, args, gemm_rate, bayesian=False):
     X, rng = make_blobs(N, D, K, dtype, seed=0)
     params = bayesian_fixed_work_params if bayesian else fixed_work_params
     kwargs = params(X, K, cov, rng, max_iter=1)
-    t = time_per_iteration(X, kwargs, args.iters, args.repeats, bayesian)
+    t = time_per_iteration(X, kwargs, args.iters, args.repeats, bayesian, args.settle)
     sk, fast = t["sklearn"]["median"], t["fastgmm"]["median"]
     flops = em_flops(cov, N, D, K)
     # A median below zero means the noise exceeds m iterations: raise --iters.
@@ -748,12 +765,12 @@ def run_case(name, N, D, K, cov, dtype, args, gemm_rate, bayesian=False):
                   roofline_fraction=roofline, peak_memory_added_bytes=mem)
     e2e = None
     if args.end_to_end and not bayesian:
-        e = time_end_to_end(X, K, cov, args.repeats)
+        e = time_end_to_end(X, K, cov, args.repeats, args.settle)
         e2e = e2e_row(name, N, D, K, cov, dtype, e)
         record["end_to_end"] = e
     km = None
     if args.kmeans and not bayesian:     # the same k-means as the GaussianMixture case's
-        k = time_kmeans(X, K, args.repeats)
+        k = time_kmeans(X, K, args.repeats, args.settle)
         sk_km, fast_km = k["sklearn"]["median"], k["fastgmm"]["median"]
         km = [name, N, D, K, dtype, fmt_ms(sk_km), fmt_ms(fast_km), f"{sk_km / fast_km:.2f}x",
               "yes" if k["labels_equal"] else "no"]
@@ -823,7 +840,7 @@ def run(args):
 
         X = np.ascontiguousarray(load_iris().data)
         log(f"iris: {args.iris_repeats} default fits of each")
-        e = time_end_to_end(X, 3, "full", args.iris_repeats)
+        e = time_end_to_end(X, 3, "full", args.iris_repeats, args.settle)
         e2e_rows.append(e2e_row(IRIS, 150, 4, 3, "full", "float64", e))
         records.append(dict(case=IRIS, N=150, D=4, K=3, covariance_type="full",
                             dtype="float64", end_to_end=e))
@@ -872,6 +889,7 @@ def print_report(args, info, gemm, gemm_n, n_threads, memory_method, iteration_r
         ),
         f"{bullet}per-iteration time: median of {args.repeats} samples of "
         f"(t(max_iter={1 + args.iters}) - t(max_iter=1)) / {args.iters}; "
+        f"every timed run after {args.settle:g} s idle; "
         f"peak memory: {memory_method or 'not measured'}",
         f"{bullet}flop model per EM iteration (em_flops): full N K (2D^2 + 8D + 7); "
         f"tied N (2D^2 + 4D) + N K (6D + 7); diag and spherical N K (10D + 7)",
