@@ -429,41 +429,30 @@ typedef FASTGMM_KM_I KN(fastgmm_km_i4) __attribute__((vector_size(4 * FASTGMM_KM
 #define K4 KN(fastgmm_km_v4)
 #define I4 KN(fastgmm_km_i4)
 
-/* a[r] = sum_j yb[r, j] ct[j, 0:8] for the KR rows of a block (ct's rows
- * kp apart, kp >= 8), one chain per lane, j in order. */
-static FASTGMM_ALWAYS_INLINE void KN(fastgmm_km_tile8)(
-    ptrdiff_t D, ptrdiff_t kp, const KT *__restrict__ yb, const KT *__restrict__ ct,
-    K8 a[KR])
-{
-    _Pragma("GCC unroll 8")
-    for (int r = 0; r < KR; r++) a[r] = (K8){0};
-    for (ptrdiff_t j = 0; j < D; j++) {
-        K8 c;
-        __builtin_memcpy(&c, ct + j * kp, sizeof(K8));
-        FASTGMM_IN_REGISTER(c);
-        _Pragma("GCC unroll 8")
-        for (int r = 0; r < KR; r++) a[r] += yb[r * D + j] * c;
-    }
+/* a[r] = sum_j yb[r, j] ct[j, 0:NL] for the KR rows of a block (ct's rows
+ * kp apart, kp >= NL), one chain per lane, j in order: tile8 on eight
+ * lanes, tile4 on the first four. Each lane is the same chain either way,
+ * so the same bits; four lanes are half the work where a step has at most
+ * four candidates (float64: one 256-bit vector, where the eight lanes take
+ * two, or one 512-bit vector that AMD's Zen 4 runs as two halves). */
+#define KM_DEFINE_TILE(NAME, VK)                                                \
+static FASTGMM_ALWAYS_INLINE void NAME(                                         \
+    ptrdiff_t D, ptrdiff_t kp, const KT *__restrict__ yb, const KT *__restrict__ ct, \
+    VK a[KR])                                                                   \
+{                                                                               \
+    _Pragma("GCC unroll 8")                                                     \
+    for (int r = 0; r < KR; r++) a[r] = (VK){0};                                \
+    for (ptrdiff_t j = 0; j < D; j++) {                                         \
+        VK c;                                                                   \
+        __builtin_memcpy(&c, ct + j * kp, sizeof(VK));                          \
+        FASTGMM_IN_REGISTER(c);                                                 \
+        _Pragma("GCC unroll 8")                                                 \
+        for (int r = 0; r < KR; r++) a[r] += yb[r * D + j] * c;                 \
+    }                                                                           \
 }
-
-/* The same on the first four lanes: each lane the same chain, so the same
- * bits; half the work where a step has at most four candidates (float64:
- * one 256-bit vector, where the eight lanes take two, or one 512-bit
- * vector that AMD's Zen 4 runs as two halves). */
-static FASTGMM_ALWAYS_INLINE void KN(fastgmm_km_tile4)(
-    ptrdiff_t D, ptrdiff_t kp, const KT *__restrict__ yb, const KT *__restrict__ ct,
-    K4 a[KR])
-{
-    _Pragma("GCC unroll 8")
-    for (int r = 0; r < KR; r++) a[r] = (K4){0};
-    for (ptrdiff_t j = 0; j < D; j++) {
-        K4 c;
-        __builtin_memcpy(&c, ct + j * kp, sizeof(K4));
-        FASTGMM_IN_REGISTER(c);
-        _Pragma("GCC unroll 8")
-        for (int r = 0; r < KR; r++) a[r] += yb[r * D + j] * c;
-    }
-}
+KM_DEFINE_TILE(KN(fastgmm_km_tile8), K8)
+KM_DEFINE_TILE(KN(fastgmm_km_tile4), K4)
+#undef KM_DEFINE_TILE
 
 /* The bits of the lanes set in a comparison mask, lane m as bit m. */
 static FASTGMM_ALWAYS_INLINE unsigned KN(fastgmm_km_bits8)(I8 mask)
