@@ -519,7 +519,6 @@ def test_fit_bitwise_identical_across_thread_counts(dtype, covariance_type, weig
         assert a.lower_bounds_ == b.lower_bounds_
 
 
-
 # From 8 components the rows' maxima and totals go eight rows at a time
 # (each row's chain in order). Rows beyond double (float32) range of every
 # component, at every place of a group of eight and in the tail, get

@@ -786,51 +786,39 @@ FASTGMM_DEFINE_DIAG_MOMENTS(double, uint64_t, d)
 FASTGMM_DEFINE_DIAG_MOMENTS(float, uint32_t, f)
 /* Each row's maximum (the first of equal ones; a NaN is passed over, as
  * `if (v > m) m = v`) and each row's total, of an n x K chunk, written to
- * out as double. Each row's chain runs k = 0 .. K-1 in order, as the plain
- * loop did, but eight rows at a time: eight independent chains, where one
- * row's K dependent adds or max were latency-bound (speech's float64
- * em_pass, one thread: 251 -> 241 ms). The same bits as row by row. */
-#define FASTGMM_DEFINE_ROW_REDUCE(T, SUFFIX)                                   \
-static inline void fastgmm_row_max_##SUFFIX(                                   \
-    int n, int K, const T *__restrict__ x, double *__restrict__ out)          \
+ * out as double: one fold, a = STEP(a, v) from INIT. Each row's chain runs
+ * k = 0 .. K-1 in order, as the plain loop did, but eight rows at a time:
+ * eight independent chains, where one row's K dependent adds or max were
+ * latency-bound (speech's float64 em_pass, one thread: 251 -> 241 ms). The
+ * same bits as row by row. */
+#define FASTGMM_ROW_MAX_STEP(a, v) ((v) > (a) ? (v) : (a))
+#define FASTGMM_ROW_SUM_STEP(a, v) ((a) + (v))
+#define FASTGMM_DEFINE_ROW_FOLD(NAME, T, INIT, STEP)                           \
+static inline void NAME(int n, int K, const T *__restrict__ x, double *__restrict__ out) \
 {                                                                             \
     int i = 0;                                                                \
     for (; i + 8 <= n; i += 8) {                                              \
-        T m[8];                                                               \
-        for (int t = 0; t < 8; t++) m[t] = (T)-INFINITY;                      \
+        T a[8];                                                               \
+        for (int t = 0; t < 8; t++) a[t] = (T)(INIT);                         \
         for (int k = 0; k < K; k++)                                           \
             for (int t = 0; t < 8; t++) {                                     \
                 const T v = x[(size_t)(i + t) * K + k];                       \
-                m[t] = v > m[t] ? v : m[t];                                   \
+                a[t] = STEP(a[t], v);                                         \
             }                                                                 \
-        for (int t = 0; t < 8; t++) out[i + t] = (double)m[t];                \
+        for (int t = 0; t < 8; t++) out[i + t] = (double)a[t];                \
     }                                                                         \
     for (; i < n; i++) {                                                      \
-        T m = (T)-INFINITY;                                                   \
+        T a = (T)(INIT);                                                      \
         for (int k = 0; k < K; k++) {                                         \
             const T v = x[(size_t)i * K + k];                                 \
-            m = v > m ? v : m;                                                \
+            a = STEP(a, v);                                                   \
         }                                                                     \
-        out[i] = (double)m;                                                   \
-    }                                                                         \
-}                                                                             \
-static inline void fastgmm_row_totals_##SUFFIX(                                \
-    int n, int K, const T *__restrict__ x, double *__restrict__ out)          \
-{                                                                             \
-    int i = 0;                                                                \
-    for (; i + 8 <= n; i += 8) {                                              \
-        T s[8];                                                               \
-        for (int t = 0; t < 8; t++) s[t] = 0;                                 \
-        for (int k = 0; k < K; k++)                                           \
-            for (int t = 0; t < 8; t++) s[t] = s[t] + x[(size_t)(i + t) * K + k]; \
-        for (int t = 0; t < 8; t++) out[i + t] = (double)s[t];                \
-    }                                                                         \
-    for (; i < n; i++) {                                                      \
-        T s = 0;                                                              \
-        for (int k = 0; k < K; k++) s = s + x[(size_t)i * K + k];             \
-        out[i] = (double)s;                                                   \
+        out[i] = (double)a;                                                   \
     }                                                                         \
 }
+#define FASTGMM_DEFINE_ROW_REDUCE(T, SUFFIX)                                   \
+FASTGMM_DEFINE_ROW_FOLD(fastgmm_row_max_##SUFFIX, T, -INFINITY, FASTGMM_ROW_MAX_STEP) \
+FASTGMM_DEFINE_ROW_FOLD(fastgmm_row_totals_##SUFFIX, T, 0, FASTGMM_ROW_SUM_STEP)
 
 FASTGMM_DEFINE_ROW_REDUCE(double, d)
 FASTGMM_DEFINE_ROW_REDUCE(float, f)
