@@ -1620,3 +1620,76 @@ def test_bayesian_declared_sizes_bounded_by_the_header(tmp_path):
         npy, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 3)})
     _replace_member(path, "svi_first.npy", npy.getvalue() + bytes(8 * 3 * 10**6))
     _refused(path, "svi_first")
+
+
+# ------------------------------------------------------------ what save writes, load reads
+# (an outside audit: GaussianMixture.save wrote files load refused, over a
+# good one; a long partial_fit stream's lower_bounds_ passed the header's
+# 16 MiB, saved and then refused)
+
+@pytest.mark.parametrize("change", [
+    {"covariance_type": "diag"}, {"tol": -1.0}, {"max_iter": -5}, {"n_init": 0},
+    {"init_params": "bogus"}, {"reg_covar": float("nan")}, {"warm_start": "yes"},
+    {"verbose_interval": 0},
+])
+def test_save_refuses_a_gaussian_mixture_load_would_refuse(tmp_path, change):
+    gmm, X = _fitted()
+    path = tmp_path / "model.npz"
+    gmm.save(path)
+    before = path.read_bytes()
+    gmm.set_params(**change)
+    with pytest.raises(ValueError, match="cannot be saved: load would refuse"):
+        gmm.save(path)
+    assert path.read_bytes() == before     # the good file is left as it was
+    load(path)
+
+
+@pytest.mark.parametrize("kind", ["gmm", "bayesian"])
+def test_long_lower_bounds_are_an_array_member_and_round_trip(tmp_path, kind):
+    model = _fitted()[0] if kind == "gmm" else _bayesian()[0]
+    # a million partial_fit updates: 20 MB of JSON, more than load reads
+    model.lower_bounds_ = list(np.random.default_rng(0).standard_normal(1_000_000))
+    model.lower_bounds_[7] = float("-inf")
+    path = tmp_path / "model.npz"
+    model.save(path)
+    header = _header_of(path)
+    assert header["lower_bounds_"] == {"$array": "lower_bounds_", "length": 1_000_000}
+    loaded = load(path)
+    assert type(loaded.lower_bounds_) is list and type(loaded.lower_bounds_[0]) is float
+    assert np.array_equal(loaded.lower_bounds_, model.lower_bounds_)
+    # up to 10,000 they stay a JSON list, as files were before
+    model.lower_bounds_ = model.lower_bounds_[:10_000]
+    model.save(path)
+    assert isinstance(_header_of(path)["lower_bounds_"], list)
+    assert load(path).lower_bounds_ == model.lower_bounds_
+
+
+@pytest.mark.parametrize("bounds, member, match", [
+    ({"$array": "lower_bounds_", "length": 5}, np.zeros(4), "shape"),
+    ({"$array": "lower_bounds_", "length": 5}, np.zeros(5, dtype=np.float32), "dtype"),
+    ({"$array": "lower_bounds_", "length": -1}, np.zeros(0), "lower_bounds_"),
+    ({"$array": "means_", "length": 3}, None, "lower_bounds_"),
+    ({"$array": "lower_bounds_", "length": 10**30}, np.zeros(3), "lower_bounds_"),
+    ({"$array": "lower_bounds_", "length": 3}, None, "lower_bounds_"),
+    ({"$array": "lower_bounds_"}, np.zeros(3), "lower_bounds_"),
+])
+def test_hostile_lower_bounds_member(tmp_path, bounds, member, match):
+    header, arrays = _members(_fitted()[0])
+    header["lower_bounds_"] = bounds
+    if member is not None:
+        arrays["lower_bounds_"] = member
+    _refused(_write(tmp_path / "model.npz", header, arrays), match)
+
+
+def test_save_refuses_a_header_load_would_not_read(tmp_path):
+    gmm, X = _fitted()
+    path = tmp_path / "model.npz"
+    gmm.save(path)
+    before = path.read_bytes()
+    # 20,000 features named by 1,000 characters each: 20 MB of names
+    names = ["f" * 1000 + str(j) for j in range(20_000)]
+    gmm.feature_names_in_ = np.asarray(names, dtype=object)
+    gmm.n_features_in_ = len(names)
+    with pytest.raises(ValueError, match="more than load reads"):
+        gmm.save(path)
+    assert path.read_bytes() == before

@@ -142,6 +142,10 @@ _MAX_MEMBERS = len(_ALL_MEMBERS)
 _MAX_DIRECTORY_ENTRY = 1024        # 46 fixed bytes, a short name, a zip64 extra field
 _ALLOWED_FLAGS = 0x08 | 0x800      # data descriptor, UTF-8 name
 _MAX_HEADER_BYTES = 16 * 2**20     # the JSON header: feature names, lower_bounds_
+# lower_bounds_ longer than this (partial_fit adds one an update) is stored
+# as a float64 array member, LOWER_BOUNDS_ARRAY, its length in the header
+_MAX_LISTED_BOUNDS = 10_000
+LOWER_BOUNDS_ARRAY = "lower_bounds_"
 _MAX_NPY_HEADER = 4096             # numpy writes 64 to 128 bytes
 _MAX_ITEMSIZE = 16                 # longdouble parameter arrays
 _MAX_JSON_DEPTH = 8                # the header nests 4 deep
@@ -222,8 +226,13 @@ def save(model: "GaussianMixture | BayesianGaussianMixture | Pipeline",
         "converged_": bool(gmm.converged_),
         "n_iter_": int(gmm.n_iter_),
         "lower_bound_": float(gmm.lower_bound_),
-        "lower_bounds_": [float(v) for v in gmm.lower_bounds_],
     })
+    bounds = np.asarray(gmm.lower_bounds_, dtype=np.float64).reshape(-1)
+    if bounds.shape[0] <= _MAX_LISTED_BOUNDS:
+        header["lower_bounds_"] = [float(v) for v in bounds]
+    else:   # a long stream of partial_fit updates: an array, not JSON text
+        header["lower_bounds_"] = {"$array": LOWER_BOUNDS_ARRAY, "length": int(bounds.shape[0])}
+        arrays[LOWER_BOUNDS_ARRAY] = bounds
     if hasattr(gmm, "feature_names_in_"):
         header["feature_names_in_"] = [str(v) for v in gmm.feature_names_in_]
     if hasattr(gmm, "_online_updates"):
@@ -235,8 +244,11 @@ def save(model: "GaussianMixture | BayesianGaussianMixture | Pipeline",
         arrays["standardize_shift"] = shift
         arrays["standardize_scale"] = scale
     text = json.dumps(header, allow_nan=True, sort_keys=True)
-    if kind == BAYESIAN:
-        _check_loadable(text, arrays)
+    if len(text.encode("utf-8")) > _MAX_HEADER_BYTES:
+        raise ValueError(f"the model cannot be saved: its header would be "
+                         f"{len(text.encode('utf-8'))} bytes, more than load reads "
+                         f"({_MAX_HEADER_BYTES}); shorten feature_names_in_")
+    _check_loadable(text, arrays)
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     _write_npz(path, arrays)
 
@@ -756,7 +768,7 @@ _HEADER_FIELDS = {
     "converged_": bool,
     "n_iter_": int,
     "lower_bound_": (int, float),
-    "lower_bounds_": list,
+    "lower_bounds_": (list, dict),
 }
 
 
@@ -778,7 +790,14 @@ def _check_header_fields(header):
                              f"{'negative' if header['n_iter_'] < 0 else 'out of range'}")
     if not _is_number(header["lower_bound_"]):
         raise ModelFileError("header field 'lower_bound_' is not a float")
-    if not all(_is_number(v) for v in header["lower_bounds_"]):
+    bounds = header["lower_bounds_"]
+    if isinstance(bounds, dict):
+        if (set(bounds) != {"$array", "length"} or bounds["$array"] != LOWER_BOUNDS_ARRAY
+                or not _is_int(bounds["length"]) or not 0 <= bounds["length"] <= _MAX_COUNT):
+            raise ModelFileError("header field 'lower_bounds_' must be a list of numbers or "
+                                 f"{{'$array': {LOWER_BOUNDS_ARRAY!r}, 'length': a count}}, "
+                                 f"got {_short(bounds)}")
+    elif not all(_is_number(v) for v in bounds):
         raise ModelFileError("header field 'lower_bounds_' must be a list of numbers")
     if "online_updates" in header:
         updates = header["online_updates"]
@@ -981,6 +1000,8 @@ def _expected_members(header):
     if _standardized(header):
         for name in STANDARDIZE_ARRAYS:
             shapes[name] = (n_features,)
+    if isinstance(header["lower_bounds_"], dict):
+        shapes[LOWER_BOUNDS_ARRAY] = (header["lower_bounds_"]["length"],)
     return shapes
 
 
@@ -1069,7 +1090,15 @@ def _build_estimator(header, members):
     gmm.converged_ = header["converged_"]
     gmm.n_iter_ = header["n_iter_"]
     gmm.lower_bound_ = float(header["lower_bound_"])
-    gmm.lower_bounds_ = [float(v) for v in header["lower_bounds_"]]
+    if isinstance(header["lower_bounds_"], dict):
+        bounds = members[LOWER_BOUNDS_ARRAY]
+        length = header["lower_bounds_"]["length"]
+        if bounds.dtype != np.float64 or bounds.shape != (length,):
+            raise ModelFileError(f"{LOWER_BOUNDS_ARRAY} has dtype {bounds.dtype} and shape "
+                                 f"{bounds.shape}, expected float64 ({length},)")
+        gmm.lower_bounds_ = bounds.tolist()
+    else:
+        gmm.lower_bounds_ = [float(v) for v in header["lower_bounds_"]]
     if "online_updates" in header:
         gmm._online_updates = header["online_updates"]
     if kind == BAYESIAN:
