@@ -414,6 +414,15 @@ def test_parquet_through_pandas_without_pyarrow(data_dir, tmp_path):
     (("predict", "m.npz"), "the following arguments are required: DATA"),
     (("bench", "--cases", "nope"), "unknown case(s) ['nope']"),
     (("bench", "--repeats", "1"), "--repeats must be at least 3"),
+    # a range is bounded before it is built (1..1e9 took all memory)
+    (("fit", "DATA", "-k", "auto", "--k-range", "1..1000000000"),
+     "K range '1..1000000000' has 1000000000 values, more than 10000"),
+    (("select", "DATA", "--k-range", "5..100000000000000000000"), "more than 10000"),
+    (("select", "DATA", "--k-range", ",".join(["2"] * 10001)), "K list has 10001 values"),
+    # and what exceeds n_samples is summed up, not listed (was 660 KB on one line)
+    (("select", "DATA", "--k-range", "1..9000"),
+     "n_components [601, 602, 603, 604, 605, 606, 607, 608, 609, 610, ...] (8400 in all) "
+     "exceed the number of samples (600)"),
 ])
 def test_usage_errors_are_one_line(data_dir, tmp_path, args, match):
     folder, _ = data_dir

@@ -271,3 +271,15 @@ def test_exported():
     assert fastgmm.select_model is select_model
     for name in ("select_model", "ModelSelection", "SelectionTable"):
         assert name in fastgmm.__all__
+
+
+def test_a_huge_range_of_components_is_refused_before_it_is_listed():
+    # range(1, 10**9) was turned into a tuple: all memory, then the OOM killer
+    X = np.random.default_rng(0).standard_normal((50, 2))
+    with pytest.raises(ValueError, match="more than 10000 entries"):
+        select_model(X, range(1, 10**9))
+    with pytest.raises(ValueError, match="more than 10000 entries"):
+        select_model(X, iter(range(1, 10**18)))
+    with pytest.raises(ValueError, match=r"\[51, 52, .*\] \(9949 in all\) exceed the number "
+                                         r"of samples \(50\)"):
+        select_model(X, range(1, 10_000))

@@ -38,7 +38,7 @@ from fastgmm._io import ModelFileError, load
 from fastgmm._io import save as _save
 from fastgmm._parameters import COVARIANCE_TYPES
 from fastgmm._progress import ProgressBar
-from fastgmm._selection import CRITERIA, _select_model
+from fastgmm._selection import CRITERIA, MAX_CANDIDATES, _select_model
 from fastgmm._version import __version__
 
 PROG = "fastgmm"
@@ -483,12 +483,18 @@ def parse_k_range(text):
     try:
         if ".." in text:
             low, high = (int(part) for part in text.split(".."))
+            if high - low + 1 > MAX_CANDIDATES:
+                raise CommandError(f"K range {text!r} has {high - low + 1} values, more than "
+                                   f"{MAX_CANDIDATES} (one fit each): give a shorter one")
             values = tuple(range(low, high + 1))
             if not values:
                 raise CommandError(f"empty K range {text!r}: the first number must not "
                                    "exceed the second")
         else:
             values = tuple(int(part) for part in text.split(","))
+            if len(values) > MAX_CANDIDATES:
+                raise CommandError(f"K list has {len(values)} values, more than "
+                                   f"{MAX_CANDIDATES} (one fit each): give a shorter one")
     except ValueError:
         raise CommandError(f"bad K range {text!r}: use A..B (e.g. 1..9) or a list "
                            "(e.g. 2,3,5)") from None

@@ -7,6 +7,7 @@ usable as columns of numpy arrays, as rows of dicts, as text, or as a
 pandas DataFrame when pandas is installed.
 """
 
+import itertools
 import math
 import time
 import warnings
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     import pandas
 
 CRITERIA = ("bic", "aic")
+# The most numbers of components one selection takes (each a fit per covariance type).
+MAX_CANDIDATES = 10_000
 
 # Parameters select_model sets itself for every fit.
 _SET_BY_SELECTION = ("n_components", "covariance_type", "random_state", "n_init")
@@ -221,7 +224,7 @@ def _select_model(X, n_components, covariance_types, criterion, *, sample_weight
     too_many = [k for k in components if k > n_samples]
     if too_many:
         raise ValueError(
-            f"n_components {too_many} exceed the number of samples ({n_samples}): "
+            f"n_components {_few(too_many)} exceed the number of samples ({n_samples}): "
             "each component needs at least one sample. Try fewer components."
         )
     # Checked once here, so that bad weights are one clear error rather
@@ -309,23 +312,35 @@ def _check_covariance_types(covariance_types):
     return covariance_types
 
 
+def _few(values, shown=10):
+    """A list for a message: its first `shown` entries, then how many in all."""
+    values = list(values)
+    if len(values) <= shown:
+        return str(values)
+    return f"[{', '.join(map(str, values[:shown]))}, ...] ({len(values)} in all)"
+
+
 def _check_n_components(n_components):
     if isinstance(n_components, Integral) and not isinstance(n_components, bool):
         n_components = (n_components,)
     try:
-        components = tuple(n_components)
+        # at most MAX_CANDIDATES taken, so that range(1, 10**9) is an error, not all memory
+        components = tuple(itertools.islice(n_components, MAX_CANDIDATES + 1))
     except TypeError:
         raise ValueError(
             f"n_components must be an int or an iterable of ints, got {n_components!r}"
         ) from None
+    if len(components) > MAX_CANDIDATES:
+        raise ValueError(f"n_components has more than {MAX_CANDIDATES} entries (one fit "
+                         "each, times the covariance types): give fewer")
     if not components:
         raise ValueError("n_components is empty: give at least one number of components")
     bad = [k for k in components
            if isinstance(k, bool) or not isinstance(k, Integral) or k < 1]
     if bad:
-        raise ValueError(f"n_components must be integers >= 1, got {bad}")
+        raise ValueError(f"n_components must be integers >= 1, got {_few(bad)}")
     if len(set(components)) != len(components):
-        raise ValueError(f"n_components has repeated entries: {list(components)}")
+        raise ValueError(f"n_components has repeated entries: {_few(components)}")
     return tuple(int(k) for k in components)
 
 
