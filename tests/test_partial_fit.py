@@ -80,3 +80,32 @@ def test_weighted_batches():
     assert np.all(np.isfinite(gmm.means_))
     with pytest.raises(ValueError, match="Negative values"):
         gmm.partial_fit(batch, sample_weight=-w)
+
+
+@pytest.mark.parametrize("estimator", ["gmm", "bayesian"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e300), (np.float64, 1e160),
+                                          (np.float32, 1e20)])
+def test_a_batch_whose_squares_overflow_is_refused_and_changes_nothing(
+        estimator, covariance_type, dtype, scale):
+    # an outside audit: such rows dropped out of the update unnoticed, and
+    # lower_bounds_ recorded -inf (fit on the same rows raises)
+    from fastgmm import BayesianGaussianMixture
+
+    X = np.random.default_rng(0).standard_normal((300, 3)).astype(dtype)
+    cls = GaussianMixture if estimator == "gmm" else BayesianGaussianMixture
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = cls(n_components=2, covariance_type=covariance_type, random_state=0).fit(X)
+    before = {name: np.copy(getattr(model, name)) for name in ("weights_", "means_",
+                                                                "precisions_cholesky_")}
+    n_bounds, n_iter = len(model.lower_bounds_), model.n_iter_
+    batch = np.vstack([X[:20], X[:1] * dtype(scale)])
+    with pytest.raises(ValueError, match=f"overflow {np.dtype(dtype).name}; the model is "
+                                         "unchanged"):
+        model.partial_fit(batch)
+    for name, value in before.items():
+        assert np.array_equal(getattr(model, name), value), name
+    assert len(model.lower_bounds_) == n_bounds and model.n_iter_ == n_iter
+    model.partial_fit(X[:20])       # and the stream goes on
+    assert np.isfinite(model.lower_bounds_[-1])

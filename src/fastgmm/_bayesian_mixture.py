@@ -484,6 +484,7 @@ class BayesianGaussianMixture(BaseMixture):
         kernel = self._kernel_params(self._get_parameters(), dtype)
         total = Workspace(data, self.covariance_type, n_components).accumulate(
             data.X, data.sample_weight, kernel, n_threads_for(X.shape[0]))
+        P.check_batch_statistics(total, dtype)
         # fit_weights scaled the weights to a mean of 1: the batch counts its rows.
         weight = float(data.total_weight)
         moments = _raw_moments(total, kernel, np.asarray(self.mean_prior_, dtype=np.float64))

@@ -250,6 +250,7 @@ class GaussianMixture(BaseMixture):
                                 self.covariance_type, dtype)
         with blas_single_threaded():
             total = workspace.accumulate(X, sample_weight, kernel, n_threads_for(X.shape[0]))
+        P.check_batch_statistics(total, dtype)
         batch_lower_bound = float(total[0] / data.total_weight)
         nk, batch_means, batch_cov = P.gaussian_parameters(
             total, kernel.means.astype(np.float64), kernel.tied_center.astype(np.float64),

@@ -62,6 +62,21 @@ OVERFLOW_HINT = {
 }
 
 
+def check_batch_statistics(total, dtype):
+    """partial_fit's batch sums (log-likelihood first) must be finite: an
+    inf or NaN there means rows whose squared deviations overflow the
+    dtype, which would otherwise drop out of the update unnoticed."""
+    total = np.asarray(total)
+    if not np.isfinite(total).all():
+        raise ValueError(
+            f"partial_fit: the batch's statistics are not finite (log-likelihood "
+            f"{float(total[0])}): some rows are so far from the model, or so large, that "
+            f"their squared deviations overflow {np.dtype(dtype).name}; the model is "
+            "unchanged. " + ("Give float64 batches to a model fitted in float64, or rescale X."
+                             if np.dtype(dtype) == np.float32 else "Rescale X.")
+        )
+
+
 def n_slots_for(n_samples, covariance_type, n_components, n_features):
     """Number of statistic slots for a pass over `n_samples` rows."""
     n_chunks = max(1, -(-n_samples // CHUNK_ROWS))
