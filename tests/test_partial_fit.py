@@ -109,3 +109,20 @@ def test_a_batch_whose_squares_overflow_is_refused_and_changes_nothing(
     assert len(model.lower_bounds_) == n_bounds and model.n_iter_ == n_iter
     model.partial_fit(X[:20])       # and the stream goes on
     assert np.isfinite(model.lower_bounds_[-1])
+
+
+@pytest.mark.parametrize("integer", [np.int8, np.uint8, np.int16, np.uint16])
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_small_numpy_integer_n_components_fits_as_the_int(integer, init_params):
+    # scikit-learn fits these; RESP_BLOCK_ELEMENTS // np.int8(3) overflowed int8
+    from fastgmm import BayesianGaussianMixture
+
+    X = np.random.default_rng(0).standard_normal((300, 3))
+    for cls in (GaussianMixture, BayesianGaussianMixture):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            small = cls(n_components=integer(3), init_params=init_params, random_state=0).fit(X)
+            plain = cls(n_components=3, init_params=init_params, random_state=0).fit(X)
+        assert np.array_equal(small.means_, plain.means_)
+        assert np.array_equal(small.predict(X), plain.predict(X))
+        small.partial_fit(X[:50])

@@ -312,7 +312,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 "Expected n_samples >= max(2, n_components) "
                 f"but got n_components = {self.n_components}, n_samples = {n_samples}"
             )
-        data = _dask.DaskData(X, sample_weight, self.n_components)
+        data = _dask.DaskData(X, sample_weight, int(self.n_components))
         self.__dict__.pop("feature_names_in_", None)
         self.n_features_in_ = data.n_features
         params = self._run_em(data, callback, on_degenerate)
@@ -330,7 +330,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         n_threads = n_threads_for(data.n_samples)
-        n_components = self.n_components
+        n_components = int(self.n_components)   # a numpy int8 would overflow sizes
         if not do_init:
             n_components = self._check_warm_start_parameters(data.n_features)
         warn_if_large(data.max_block_rows, self.covariance_type, n_components, data.n_features)

@@ -266,7 +266,7 @@ class BayesianGaussianMixture(BaseMixture):
 
     def _initial_parameters(self, data, random_state, init_spec, n_threads, recovery=None):
         stats, centers, tied_center = data.initial_statistics(
-            self.init_params, self.n_components, random_state, self.covariance_type,
+            self.init_params, int(self.n_components), random_state, self.covariance_type,
             n_threads,
         )
         nk, xk, sk = P.gaussian_parameters(

@@ -317,7 +317,7 @@ class GaussianMixture(BaseMixture):
         weights = means = covariances = None
         if weights_init is None or means_init is None or precisions_init is None:
             stats, centers, tied_center = data.initial_statistics(
-                self.init_params, self.n_components, random_state,
+                self.init_params, int(self.n_components), random_state,
                 self.covariance_type, n_threads,
             )
             nk, means, covariances = P.gaussian_parameters(
