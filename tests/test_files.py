@@ -116,3 +116,16 @@ def test_check_distinct(tmp_path):
                                         "--labels": tmp_path / "m.npz"})
     check_distinct({"data": data}, {"--out": tmp_path / "m.npz", "--labels": "-",
                                     "--proba": None})
+
+
+@pytest.mark.parametrize("name", ["m" * 250 + ".npz", "é" * 120 + ".csv", "x" * 255])
+def test_a_long_legal_name_is_written(tmp_path, name):
+    # the temporary name adds 18 characters: past 237 it was too long for the
+    # file system (ENAMETOOLONG) although the target's own name is legal
+    path = tmp_path / name
+    with atomic_write(path) as f:
+        f.write(b"one")
+    with atomic_write(path) as f:
+        f.write(b"two")
+    assert path.read_bytes() == b"two"
+    assert sorted(os.listdir(tmp_path)) == [name]

@@ -43,6 +43,19 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
+# Bytes of the target's name kept in its temporary file's name: with the
+# 18 added, within the 255 that common file systems allow, however long the
+# target's own (legal) name is.
+_KEPT_NAME_BYTES = 200
+
+
+def _temporary_name(name):
+    """'.{name}.{12 hex digits}.tmp', the name cut to _KEPT_NAME_BYTES bytes."""
+    while len(os.fsencode(name)) > _KEPT_NAME_BYTES:
+        name = name[:-1]
+    return f".{name}.{secrets.token_hex(6)}.tmp"
+
+
 @contextmanager
 def atomic_write(path, binary=True, encoding="utf-8"):
     """Yield a file object open for writing; its contents replace `path`
@@ -67,9 +80,7 @@ def atomic_write(path, binary=True, encoding="utf-8"):
         return
 
     directory = os.path.dirname(target)
-    tmp_path = os.path.join(
-        directory, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp"
-    )
+    tmp_path = os.path.join(directory, _temporary_name(os.path.basename(target)))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(tmp_path, flags, 0o666)    # the umask applies, as for open()
     try:
