@@ -916,3 +916,31 @@ def test_warm_refit_after_fewer_components_does_not_crash():
     )
     assert rc == 0, f"interpreter died (rc={rc}): {err[-2000:]}"
     assert "STATE 4 4" in out, out
+
+
+@pytest.mark.parametrize("estimator", ["gmm", "bayesian"])
+@pytest.mark.parametrize("fitted_as, set_to", [("full", "diag"), ("full", "bogus"),
+                                               ("diag", "tied"), ("spherical", "full"),
+                                               ("tied", "spherical")])
+def test_covariance_type_changed_after_fit_is_a_clear_error(estimator, fitted_as, set_to):
+    # an outside audit: predict read the fitted arrays as the new type
+    # ("operands could not be broadcast", KeyError 'bogus'); with K == D a
+    # diag model read as tied has the same shapes and gave numbers
+    from fastgmm import BayesianGaussianMixture, GaussianMixture
+
+    X = np.random.default_rng(0).standard_normal((200, 3))
+    cls = GaussianMixture if estimator == "gmm" else BayesianGaussianMixture
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = cls(n_components=3, covariance_type=fitted_as, random_state=0).fit(X)
+    expected = model.predict(X)
+    model.set_params(covariance_type=set_to)
+    match = f"covariance_type is '{set_to}' but the model was fitted with '{fitted_as}'"
+    for call in (lambda: model.predict(X), lambda: model.predict_proba(X),
+                 lambda: model.score(X), lambda: model.score_samples(X),
+                 lambda: model.sample(2), lambda: model.partial_fit(X)):
+        with pytest.raises(ValueError, match=match):
+            call()
+    model.set_params(covariance_type=fitted_as)
+    assert np.array_equal(model.predict(X), expected)
+

@@ -213,6 +213,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
             self._fit_or_restore(X, sample_weight, return_labels=False)
             self._online_updates = 0
             return self
+        self._check_fitted_type()
         with _transaction(self) as shadow:
             shadow._online_update(X, sample_weight)
         return self
@@ -440,6 +441,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
         from fastgmm import _dask
 
         check_is_fitted(self)
+        self._check_fitted_type()
         X = _dask.check_array(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -450,8 +452,27 @@ class BaseMixture(DensityMixin, BaseEstimator):
         return _dask.lazy_estimate(X, self._kernel_params(self._get_parameters(), dtype),
                                    self.covariance_type, output)
 
+    def _check_fitted_type(self):
+        """The fitted arrays are of the covariance_type set now: set_params
+        after a fit (or before a refit, from another thread) must not make
+        inference read them as another type."""
+        current = self.covariance_type
+        fitted = getattr(self, "_fitted_covariance_type", None)
+        precisions = np.shape(self.precisions_cholesky_)
+        n_components, n_features = np.shape(self.means_)
+        shape = P.PRECISION_SHAPES.get(current) if isinstance(current, str) else None
+        if (fitted is not None and fitted != current) or shape is None \
+                or shape(n_components, n_features) != precisions:
+            raise ValueError(
+                f"covariance_type is {current!r} but the model was fitted with "
+                f"{repr(fitted) if fitted is not None else 'other'} covariances (precisions of "
+                f"shape {precisions}): set_params changed it after the fit; set it back or "
+                "fit again"
+            )
+
     def _validate_for_inference(self, X) -> np.ndarray:
         check_is_fitted(self)
+        self._check_fitted_type()
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
         dtype = np.result_type(X.dtype, self.means_.dtype)
         return np.ascontiguousarray(X, dtype=dtype)
@@ -544,6 +565,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
             Component of each sample.
         """
         check_is_fitted(self)
+        self._check_fitted_type()
         if n_samples < 1:
             raise ValueError(
                 "Invalid value for 'n_samples': %d . The sampling requires at "

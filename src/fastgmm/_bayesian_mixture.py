@@ -416,6 +416,7 @@ class BayesianGaussianMixture(BaseMixture):
          self.degrees_of_freedom_, self.covariances_, self.precisions_cholesky_) = params
         dtype = self.precisions_cholesky_.dtype
         self.weights_ = self._weights_from(self.weight_concentration_).astype(dtype)
+        self._fitted_covariance_type = self.covariance_type
         self.precisions_ = P.precisions_from_cholesky(
             self.precisions_cholesky_, self.covariance_type
         ).astype(dtype, copy=False)

@@ -377,6 +377,7 @@ class GaussianMixture(BaseMixture):
 
     def _set_parameters(self, params):
         self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = params
+        self._fitted_covariance_type = self.covariance_type
         self.precisions_ = P.precisions_from_cholesky(
             self.precisions_cholesky_, self.covariance_type
         ).astype(self.precisions_cholesky_.dtype, copy=False)

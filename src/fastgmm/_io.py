@@ -1078,6 +1078,7 @@ def _build_estimator(header, members):
 
     for name, array in fitted.items():
         setattr(gmm, name, array)
+    gmm._fitted_covariance_type = gmm.covariance_type     # the arrays' type (checked above)
     gmm.n_features_in_ = header["n_features_in_"]
     if "feature_names_in_" in header:
         names = header["feature_names_in_"]
