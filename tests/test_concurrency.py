@@ -1,5 +1,6 @@
 """A fitted model used from many Python threads at once."""
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -132,3 +133,46 @@ def test_predict_during_failing_fits_in_another_thread():
         calls += 1
     thread.join()
     assert errors == []
+
+
+@pytest.mark.parametrize("estimator", ["gmm", "bayesian"])
+def test_partial_fit_from_several_threads_loses_no_update(estimator):
+    # an outside audit: 300 calls from three threads left 99 updates (each
+    # call started from the state the others had not published yet)
+    import threading
+
+    from fastgmm import BayesianGaussianMixture, GaussianMixture
+
+    X = np.random.default_rng(0).standard_normal((300, 3))
+    cls = GaussianMixture if estimator == "gmm" else BayesianGaussianMixture
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = cls(n_components=2, random_state=0).fit(X)
+    n_iter, n_bounds = model.n_iter_, len(model.lower_bounds_)
+    errors = []
+
+    def stream():
+        try:
+            for _ in range(60):
+                model.partial_fit(X[:30])
+        except BaseException as error:     # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=stream) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert model.n_iter_ == n_iter + 180
+    assert len(model.lower_bounds_) == n_bounds + 180
+    if estimator == "gmm":
+        assert model._online_updates == 180
+    else:
+        assert model._svi_state["updates"] == 180
+    import pickle
+
+    from sklearn.base import clone
+
+    clone(model)    # the lock is not on the estimator: clone and pickle as before
+    pickle.loads(pickle.dumps(model))
