@@ -1693,3 +1693,26 @@ def test_save_refuses_a_header_load_would_not_read(tmp_path):
     with pytest.raises(ValueError, match="more than load reads"):
         gmm.save(path)
     assert path.read_bytes() == before
+
+
+def test_save_refuses_a_parameter_json_cannot_hold(tmp_path):
+    # a Generator set as random_state after the fit: a TypeError from json before
+    gmm, X = _fitted()
+    gmm.set_params(random_state=np.random.default_rng(0))
+    path = tmp_path / "model.npz"
+    with pytest.raises(ValueError, match="cannot be saved: a parameter is not a number, "
+                                         "text, array, None or a RandomState"):
+        gmm.save(path)
+    assert not path.exists() and os.listdir(tmp_path) == []
+
+
+def test_load_of_a_text_mode_file_says_to_open_it_in_binary(tmp_path):
+    gmm, X = _fitted()
+    path = tmp_path / "model.npz"
+    gmm.save(path)
+    with open(path, "r", encoding="latin-1") as f:
+        with pytest.raises(TypeError, match=r"binary file object \(open\(path, 'rb'\)\)"):
+            load(f)
+    with open(path, "r", encoding="utf-8") as f:   # UnicodeDecodeError before
+        with pytest.raises(TypeError, match="text mode"):
+            load(f)

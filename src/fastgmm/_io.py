@@ -243,11 +243,16 @@ def save(model: "GaussianMixture | BayesianGaussianMixture | Pipeline",
         header["standardize"], shift, scale = _encode_scaler(scaler, gmm.n_features_in_)
         arrays["standardize_shift"] = shift
         arrays["standardize_scale"] = scale
-    text = json.dumps(header, allow_nan=True, sort_keys=True)
-    if len(text.encode("utf-8")) > _MAX_HEADER_BYTES:
-        raise ValueError(f"the model cannot be saved: its header would be "
-                         f"{len(text.encode('utf-8'))} bytes, more than load reads "
-                         f"({_MAX_HEADER_BYTES}); shorten feature_names_in_")
+    try:
+        text = json.dumps(header, allow_nan=True, sort_keys=True)
+        size = len(text.encode("utf-8"))
+    except TypeError as error:      # a parameter set to something else (a Generator, ...)
+        raise ValueError(f"the model cannot be saved: a parameter is not a number, text, "
+                         f"array, None or a RandomState ({error}); set it to one") from None
+    if size > _MAX_HEADER_BYTES:
+        raise ValueError(f"the model cannot be saved: its header would be {size} bytes, "
+                         f"more than load reads ({_MAX_HEADER_BYTES}); shorten "
+                         "feature_names_in_")
     _check_loadable(text, arrays)
     arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     _write_npz(path, arrays)
@@ -444,6 +449,9 @@ def load(path: PathOrFile) -> "GaussianMixture | BayesianGaussianMixture | Pipel
         Opening the file failed.
     """
     if hasattr(path, "read"):
+        if isinstance(path, io.TextIOBase):
+            raise TypeError("fastgmm.load reads a binary file object (open(path, 'rb')) or a "
+                            "path; got a file open in text mode")
         return _load_named(path, getattr(path, "name", "<file object>"))
     name = os.fspath(path)
     with open(path, "rb") as f:
