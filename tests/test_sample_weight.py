@@ -193,6 +193,19 @@ def test_weighted_score_bic_aic_keep_the_scale_of_the_weights():
                                    -2 * np.dot(ws, log_prob) + 2 * n_parameters, rtol=1e-12)
 
 
+def test_weighted_score_with_weights_near_the_float64_limit():
+    # an outside audit: weights of 1e308 made score NaN (their sum overflowed)
+    X, _ = make_mixture(n_samples=400, n_features=2, n_components=2, seed=23)
+    w = np.random.default_rng(5).uniform(0.5, 2.0, size=X.shape[0])
+    gmm = _fit(X, w, n_components=2, random_state=0)
+    reference = gmm.score(X, sample_weight=w)
+    for scale in (1e305, 1e308 / 2.0):
+        np.testing.assert_allclose(gmm.score(X, sample_weight=w * scale), reference,
+                                   rtol=1e-12)
+    np.testing.assert_allclose(gmm.score(X, sample_weight=np.full(400, 1e308)),
+                               gmm.score(X), rtol=1e-12)
+
+
 def test_fit_leaves_the_callers_weights_alone():
     X, _ = make_mixture(n_samples=300, n_features=2, n_components=2, seed=24)
     w = np.random.default_rng(6).uniform(0.5, 2.0, size=X.shape[0]) * 1e-20
