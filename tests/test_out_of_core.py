@@ -310,3 +310,24 @@ def test_two_gigabyte_memmap_fits_in_little_anonymous_memory(tmp_path):
     fields = dict(item.split("=") for item in out.split())
     assert float(fields["peak_rss_anon_mib"]) < 400, out
     assert np.isfinite(float(fields["lower_bound"]))
+
+
+@pytest.mark.parametrize("change", ["shifted", "shuffled", "split"])
+def test_fit_batches_refuses_a_source_that_changes_between_passes(change):
+    # an outside audit: only the total row count was compared, so a source
+    # yielding other rows (of the same count) on later passes fit silently
+    X = np.random.default_rng(0).standard_normal((300, 2))
+    passes = [0]
+
+    def source():
+        passes[0] += 1
+        if passes[0] == 1:
+            return iter([X[:100], X[100:]])
+        if change == "shifted":
+            return iter([X[:100], X[100:] + passes[0]])
+        if change == "shuffled":
+            return iter([X[100:], X[:100]])
+        return iter([X[:150], X[150:]])
+
+    with pytest.raises(ValueError, match="is not the one the first pass read"):
+        GaussianMixture(2, random_state=0).fit_batches(source)

@@ -41,6 +41,8 @@ class BatchData:
         self.n_samples = 0
         self.max_block_rows = 0
         self.n_batches = 0
+        # each batch's rows, first row and last row: what later passes must repeat
+        self._fingerprints = []
         column_sum = None
         for index, batch in enumerate(self._open()):
             batch = check_array(
@@ -59,6 +61,7 @@ class BatchData:
             self.n_samples += batch.shape[0]
             self.max_block_rows = max(self.max_block_rows, batch.shape[0])
             self.n_batches += 1
+            self._fingerprints.append(_fingerprint(batch))
             column_sum += batch.sum(axis=0, dtype=np.float64)
         if self.n_batches == 0:
             raise ValueError("batches yielded no data: at least one non-empty batch is needed.")
@@ -75,6 +78,13 @@ class BatchData:
                     f"batch {index} has shape {batch.shape}; expected (n, {self.n_features})."
                 )
             seen += batch.shape[0]
+            if (index >= len(self._fingerprints)
+                    or _fingerprint(batch) != self._fingerprints[index]):
+                raise ValueError(
+                    f"batch {index} is not the one the first pass read (its number of rows, "
+                    "first or last row differ): the source must yield the same data on "
+                    "every pass."
+                )
             yield batch, None
         if seen != self.n_samples:
             raise ValueError(
@@ -173,3 +183,8 @@ class BatchData:
                                         centers, tied_center, n_threads)
             total = part if total is None else total + part
         return total
+
+
+def _fingerprint(batch):
+    """A batch's number of rows and the bytes of its first and last rows."""
+    return batch.shape[0], batch[0].tobytes(), batch[-1].tobytes()
