@@ -331,3 +331,9 @@ def test_fit_batches_refuses_a_source_that_changes_between_passes(change):
 
     with pytest.raises(ValueError, match="is not the one the first pass read"):
         GaussianMixture(2, random_state=0).fit_batches(source)
+
+
+def test_fit_batches_names_an_empty_batch():
+    X = np.random.default_rng(0).standard_normal((300, 2))
+    with pytest.raises(ValueError, match="batch 1 has no rows"):
+        GaussianMixture(2, random_state=0).fit_batches([X[:100], X[:0], X[100:]])

@@ -45,6 +45,9 @@ class BatchData:
         self._fingerprints = []
         column_sum = None
         for index, batch in enumerate(self._open()):
+            if np.ndim(batch) == 2 and np.shape(batch)[0] == 0:
+                raise ValueError(f"batch {index} has no rows: every batch needs at least "
+                                 "one (leave empty ones out of the source)")
             batch = check_array(
                 batch, dtype=[np.float64, np.float32] if self.dtype is None else self.dtype,
                 order="C", ensure_min_samples=1,
