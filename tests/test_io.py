@@ -1657,6 +1657,19 @@ def test_long_lower_bounds_are_an_array_member_and_round_trip(tmp_path, kind):
     loaded = load(path)
     assert type(loaded.lower_bounds_) is list and type(loaded.lower_bounds_[0]) is float
     assert np.array_equal(loaded.lower_bounds_, model.lower_bounds_)
+    # beside every other optional member: a scaler, a stream's state, a RandomState
+    from sklearn.preprocessing import StandardScaler as Scaler
+    X = np.random.default_rng(1).standard_normal((200, 3))
+    cls = GaussianMixture if kind == "gmm" else fastgmm.BayesianGaussianMixture
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipeline = make_pipeline(Scaler(), cls(n_components=2,
+                                               random_state=np.random.RandomState(0)))
+        pipeline.fit(X)
+        pipeline[-1].partial_fit(X[:50])
+    pipeline[-1].lower_bounds_ = list(np.linspace(-3.0, 1.0, 20_000))
+    fastgmm.save(pipeline, path)
+    assert load(path)[-1].lower_bounds_ == pipeline[-1].lower_bounds_
     # up to 10,000 they stay a JSON list, as files were before
     model.lower_bounds_ = model.lower_bounds_[:10_000]
     model.save(path)

@@ -16,6 +16,11 @@ Layout of a fastgmm model file, an uncompressed .npz archive written by numpy:
     recomputes nothing, so a loaded model is bitwise the saved one.
 ``param_weights_init``, ``param_means_init``, ``param_precisions_init``, ``param_random_state_key``
     Only when those parameters are arrays (or a RandomState).
+``lower_bounds_`` (any version, optional)
+    float64: ``lower_bounds_`` when it holds more than 10,000 values (a
+    long partial_fit stream); the header's ``lower_bounds_`` is then
+    ``{"$array": "lower_bounds_", "length": n}`` instead of the list. Files
+    without it are as before, and older fastgmm versions read them.
 ``standardize_shift``, ``standardize_scale`` (format version 2; optional in 3)
     float64, length n_features: what the StandardScaler subtracts (its
     ``mean_``, zeros when ``with_mean=False``) and divides by (its ``scale_``,
@@ -128,10 +133,11 @@ _SCALAR_OF_TYPE = {"tied": "degrees_of_freedom_", "spherical": "covariance_prior
 SVI_ARRAYS = ("svi_nk", "svi_first", "svi_second")
 _SCALAR_DTYPES = ("float32", "float64")
 _RANDOM_STATE_KEY = "param_random_state_key"
+LOWER_BOUNDS_ARRAY = "lower_bounds_"     # see _MAX_LISTED_BOUNDS
 _ALL_MEMBERS = frozenset(("header", *FITTED_ARRAYS, *("param_" + name for name in ARRAY_PARAMS),
                           *("param_" + name for name in BAYESIAN_ARRAY_PARAMS),
                           _RANDOM_STATE_KEY, *STANDARDIZE_ARRAYS, *BAYESIAN_ARRAYS,
-                          *SVI_ARRAYS))
+                          *SVI_ARRAYS, LOWER_BOUNDS_ARRAY))
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _END_RECORD = struct.Struct("<IHHHHIIH")           # end of central directory, 22 bytes
@@ -145,7 +151,6 @@ _MAX_HEADER_BYTES = 16 * 2**20     # the JSON header: feature names, lower_bound
 # lower_bounds_ longer than this (partial_fit adds one an update) is stored
 # as a float64 array member, LOWER_BOUNDS_ARRAY, its length in the header
 _MAX_LISTED_BOUNDS = 10_000
-LOWER_BOUNDS_ARRAY = "lower_bounds_"
 _MAX_NPY_HEADER = 4096             # numpy writes 64 to 128 bytes
 _MAX_ITEMSIZE = 16                 # longdouble parameter arrays
 _MAX_JSON_DEPTH = 8                # the header nests 4 deep
