@@ -485,6 +485,36 @@ def test_far_query_tied_gives_a_distribution_where_sklearn_does_not():
     assert theirs.sum() != pytest.approx(1.0)  # recorded in docs/reliability.md
 
 
+@pytest.mark.parametrize("estimator", ["gmm", "bayesian"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_far_queries_keep_their_labels_at_every_scale(covariance_type, dtype, estimator):
+    # an outside audit: tied components at 1e50 .. 1e150 (float64; float32 from
+    # 1e19) gave 0.5 / 0.5 and label 0, between right answers nearer and
+    # farther: the log-densities' differences were lost in their rounding
+    from fastgmm import BayesianGaussianMixture
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (100, 2)), rng.normal(5, 1, (100, 2))]).astype(dtype)
+    cls = GaussianMixture if estimator == "gmm" else BayesianGaussianMixture
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = cls(n_components=2, covariance_type=covariance_type, random_state=0).fit(X)
+    directions = X[:40] - X.mean(axis=0)
+    scales = [1e5, 1e10, 1e18, 1e30] + ([1e50, 1e100, 1e150, 1e155, 1e160]
+                                         if dtype == np.float64 else [])
+    expected = None
+    for scale in scales:
+        query = (directions.astype(np.float64) * scale).astype(dtype)
+        labels, proba = model.predict(query), model.predict_proba(query)
+        assert np.all(np.isfinite(proba)), scale
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+        assert np.all(proba.max(axis=1) > 0.99), (scale, proba.max(axis=1).min())
+        if expected is None:
+            expected = labels
+        np.testing.assert_array_equal(labels, expected, err_msg=f"scale {scale:g}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_more_features_than_samples(covariance_type, dtype):

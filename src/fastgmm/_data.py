@@ -188,9 +188,10 @@ def estimate_rows(X, params, covariance_type, n_threads, labels=None, log_prob=N
     mixture's (weights, means, covariances, precisions_cholesky).
 
     Rows so far from every component that their log-densities overflow the
-    dtype's range (log p(x) = -inf) get their labels and probabilities from
-    `far_row_responsibilities` (the nearest component wins); their log p(x)
-    stays -inf, the value rounded to the dtype.
+    dtype's range (log p(x) = -inf), or are rounded by more than one nat,
+    get their labels and probabilities from `far_row_responsibilities` (the
+    nearest component wins; float32 rows are first redone in float64);
+    log p(x) is the kernel's (-inf: the value rounded to the dtype).
     """
     dtype = X.dtype
     kernel = P.as_kernel(params, covariance_type, dtype)
@@ -210,7 +211,14 @@ def estimate_rows(X, params, covariance_type, n_threads, labels=None, log_prob=N
         )
     if labels is None and resp is None:
         return
-    far = np.flatnonzero(np.isneginf(row_log_prob))
+    # Also the rows whose log-density is so large that its rounding passes one
+    # nat (|log p| eps > 1): there the components' differences are lost in it
+    # (tied components at 1e50 .. 1e150 gave 0.5 / 0.5, where the far-row
+    # comparison, exact for tied, gives the nearest), and that comparison is
+    # at least as good as the kernel's for every type.
+    with np.errstate(over="ignore"):
+        far = np.flatnonzero(np.isneginf(row_log_prob)
+                             | (row_log_prob * np.finfo(dtype).eps < -1))
     if far.size == 0:
         return
     n_far = far.size
