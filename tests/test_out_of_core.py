@@ -312,7 +312,7 @@ def test_two_gigabyte_memmap_fits_in_little_anonymous_memory(tmp_path):
     assert np.isfinite(float(fields["lower_bound"]))
 
 
-@pytest.mark.parametrize("change", ["shifted", "shuffled", "split"])
+@pytest.mark.parametrize("change", ["shifted", "shuffled", "split", "empty"])
 def test_fit_batches_refuses_a_source_that_changes_between_passes(change):
     # an outside audit: only the total row count was compared, so a source
     # yielding other rows (of the same count) on later passes fit silently
@@ -327,6 +327,8 @@ def test_fit_batches_refuses_a_source_that_changes_between_passes(change):
             return iter([X[:100], X[100:] + passes[0]])
         if change == "shuffled":
             return iter([X[100:], X[:100]])
+        if change == "empty":     # an empty batch inserted (an IndexError before)
+            return iter([X[:100], X[100:100], X[100:]])
         return iter([X[:150], X[150:]])
 
     with pytest.raises(ValueError, match="is not the one the first pass read"):

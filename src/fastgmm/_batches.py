@@ -189,5 +189,8 @@ class BatchData:
 
 
 def _fingerprint(batch):
-    """A batch's number of rows and the bytes of its first and last rows."""
+    """A batch's number of rows and the bytes of its first and last rows
+    (none for a batch without rows, which a later pass may yield)."""
+    if batch.shape[0] == 0:
+        return 0, b"", b""
     return batch.shape[0], batch[0].tobytes(), batch[-1].tobytes()
