@@ -250,16 +250,16 @@ def save(model: "GaussianMixture | BayesianGaussianMixture | Pipeline",
         arrays["standardize_scale"] = scale
     try:
         text = json.dumps(header, allow_nan=True, sort_keys=True)
-        size = len(text.encode("utf-8"))
+        encoded = text.encode("utf-8")
     except TypeError as error:      # a parameter set to something else (a Generator, ...)
         raise ValueError(f"the model cannot be saved: a parameter is not a number, text, "
                          f"array, None or a RandomState ({error}); set it to one") from None
-    if size > _MAX_HEADER_BYTES:
-        raise ValueError(f"the model cannot be saved: its header would be {size} bytes, "
+    if len(encoded) > _MAX_HEADER_BYTES:
+        raise ValueError(f"the model cannot be saved: its header would be {len(encoded)} bytes, "
                          f"more than load reads ({_MAX_HEADER_BYTES}); shorten "
                          "feature_names_in_")
-    _check_loadable(text, arrays)
-    arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    _check_loadable(encoded, arrays)
+    arrays["header"] = np.frombuffer(encoded, dtype=np.uint8)
     _write_npz(path, arrays)
 
 
@@ -347,11 +347,12 @@ def _encode_bayesian(model, header, arrays):
             arrays[name] = np.asarray(moment)
 
 
-def _check_loadable(text, arrays):
+def _check_loadable(encoded, arrays):
     """Refuse, before anything is written, a model whose file load would
-    refuse (parameters changed after fitting to ones of another shape)."""
+    refuse (parameters changed after fitting to ones of another shape);
+    `encoded`: the header's UTF-8 bytes."""
     try:
-        header = _parse_header(np.frombuffer(text.encode("utf-8"), dtype=np.uint8))
+        header = _parse_header(np.frombuffer(encoded, dtype=np.uint8))
         expected = set(_expected_members(header))
         if expected != set(arrays):
             raise ModelFileError(f"its arrays {sorted(arrays)} are not {sorted(expected)}")
