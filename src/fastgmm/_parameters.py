@@ -72,8 +72,9 @@ def check_batch_statistics(total, dtype):
             f"partial_fit: the batch's statistics are not finite (log-likelihood "
             f"{float(total[0])}): some rows are so far from the model, or so large, that "
             f"their squared deviations overflow {np.dtype(dtype).name}; the model is "
-            "unchanged. " + ("Give float64 batches to a model fitted in float64, or rescale X."
-                             if np.dtype(dtype) == np.float32 else "Rescale X.")
+            "unchanged. " + ("The batch is computed in the model's float32: fit the model on "
+                             "float64 data, or rescale X." if np.dtype(dtype) == np.float32
+                             else "Rescale X.")
         )
 
 
