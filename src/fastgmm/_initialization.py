@@ -21,7 +21,7 @@ RESP_BLOCK_ELEMENTS = 2**20
 
 
 def _block_rows(n_components):
-    return max(256, RESP_BLOCK_ELEMENTS // int(n_components))
+    return max(256, RESP_BLOCK_ELEMENTS // n_components)
 
 
 def _as_rows(X, sample_weight=None):
