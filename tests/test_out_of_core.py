@@ -339,3 +339,29 @@ def test_fit_batches_names_an_empty_batch():
     X = np.random.default_rng(0).standard_normal((300, 2))
     with pytest.raises(ValueError, match="batch 1 has no rows"):
         GaussianMixture(2, random_state=0).fit_batches([X[:100], X[:0], X[100:]])
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+@pytest.mark.parametrize("kinds", [("float32", "float64"), ("float64", "float32"),
+                                   ("float32", "int64"), ("float32", "float32")])
+def test_fit_batches_of_mixed_dtypes_fit_like_their_concatenation(estimator, kinds):
+    # a float32 first batch once set the fit's dtype: a later float64 batch
+    # was rounded to float32 without a word, unlike fit(np.concatenate(...))
+    import fastgmm
+
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.standard_normal((400, 3)) * 1e-3 + 1.0,
+                        rng.standard_normal((400, 3)) * 1e-3 + 1.002])
+    if "int64" in kinds:
+        X = np.round(X * 1e4)
+    parts = [X[:300].astype(kinds[0]), X[300:].astype(kinds[1])]
+    whole = np.concatenate(parts)
+    assert whole.dtype == (np.float32 if kinds == ("float32", "float32") else np.float64)
+    params = dict(n_components=2, random_state=0, max_iter=20, tol=0)
+    cls = getattr(fastgmm, estimator)
+    in_memory = _quiet(cls(**params).fit, whole)
+    streamed = _quiet(cls(**params).fit_batches, parts)
+    assert streamed.means_.dtype == in_memory.means_.dtype == whole.dtype
+    rtol = 1e-5 if whole.dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(streamed.means_, in_memory.means_, rtol=rtol)
+    np.testing.assert_allclose(streamed.lower_bound_, in_memory.lower_bound_, rtol=rtol)

@@ -261,7 +261,9 @@ class BaseMixture(DensityMixin, BaseEstimator):
             be iterated more than once, or a function returning a fresh
             iterator of such arrays at each call. The first pass validates
             every batch (shape, dtype, finite values); later passes must
-            yield the same rows. float32 batches are fitted in float32.
+            yield the same rows. The fit is in float32 when every batch is
+            float32, else in float64 (as a fit of the batches'
+            concatenation would be).
         callback : callable, default=None
             As in :meth:`fit`.
         on_degenerate : {'raise', 'reseed'}, default='raise'

@@ -44,17 +44,22 @@ class BatchData:
         # each batch's rows, first row and last row: what later passes must repeat
         self._fingerprints = []
         column_sum = None
+        all_float32 = True
         for index, batch in enumerate(self._open()):
             if np.ndim(batch) == 2 and np.shape(batch)[0] == 0:
                 raise ValueError(f"batch {index} has no rows: every batch needs at least "
                                  "one (leave empty ones out of the source)")
+            # each batch keeps its own float type here; the fit's is float32
+            # only if every batch is float32, as for a fit of their
+            # concatenation (a float32 first batch once set it for all, and
+            # a later float64 batch was rounded to float32 without a word)
             batch = check_array(
-                batch, dtype=[np.float64, np.float32] if self.dtype is None else self.dtype,
-                order="C", ensure_min_samples=1,
+                batch, dtype=[np.float64, np.float32], order="C", ensure_min_samples=1,
                 input_name=f"batch {index}",
             )
+            all_float32 = all_float32 and batch.dtype == np.float32
             if self.n_features is None:
-                self.dtype, self.n_features = batch.dtype, batch.shape[1]
+                self.n_features = batch.shape[1]
                 column_sum = np.zeros(self.n_features)
             elif batch.shape[1] != self.n_features:
                 raise ValueError(
@@ -68,11 +73,13 @@ class BatchData:
             column_sum += batch.sum(axis=0, dtype=np.float64)
         if self.n_batches == 0:
             raise ValueError("batches yielded no data: at least one non-empty batch is needed.")
+        self.dtype = np.dtype(np.float32 if all_float32 else np.float64)
         self.total_weight = float(self.n_samples)
         self.center = (column_sum / self.n_samples).astype(self.dtype)
 
     def passes(self):
-        """(batch, None) for every batch, in the dtype of the first pass."""
+        """(batch, None) for every batch, in the fit's dtype (float32 when every
+        batch of the first pass was float32, else float64)."""
         seen = 0
         for index, batch in enumerate(self._open()):
             batch = np.ascontiguousarray(batch, dtype=self.dtype)
@@ -189,8 +196,11 @@ class BatchData:
 
 
 def _fingerprint(batch):
-    """A batch's number of rows and the bytes of its first and last rows
-    (none for a batch without rows, which a later pass may yield)."""
+    """A batch's number of rows and the bytes of its first and last rows in
+    float64 (exact for float32 rows, so a batch's print is the same before
+    and after it is converted to the fit's type); none for a batch without
+    rows, which a later pass may yield."""
     if batch.shape[0] == 0:
         return 0, b"", b""
-    return batch.shape[0], batch[0].tobytes(), batch[-1].tobytes()
+    ends = np.asarray(batch[[0, -1]], dtype=np.float64)
+    return batch.shape[0], ends[0].tobytes(), ends[1].tobytes()
