@@ -332,6 +332,10 @@ def _write(tmp_path, name, content):
     ("inf.csv", "1,2\n3,inf\n", "NaN or infinite value at line 2, column 2"),
     ("empty.csv", "", "empty file"),
     ("header_only.csv", "x,y\n", "no data rows"),
+    # a first data row with a missing value was taken for a header and dropped
+    ("first_missing.csv", "1,\n3,4\n", "column 2 has a missing value: line 1"),
+    ("first_na.csv", "1,NA\n3,4\n", "line 1 mixes numbers and text ('NA')"),
+    ("numeric_name.csv", "x,2020\n1,2\n", "line 1 mixes numbers and text ('x')"),
     ("binary.csv", b"\xff\xfe\x00\x01garbage", "not"),
     ("data.xlsx", "whatever", "unsupported data format '.xlsx'; use .csv, .npy, .parquet"),
     ("noext", "1,2\n", "unsupported data format '(no extension)'"),

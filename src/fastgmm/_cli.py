@@ -104,6 +104,11 @@ def read_data(path):
     return X, names
 
 
+def _few_cells(cells, limit=3):
+    shown = ", ".join(repr(cell[:40]) for cell in cells[:limit])
+    return shown + (f" and {len(cells) - limit} more" if len(cells) > limit else "")
+
+
 def _column_name(names, column):
     return f"{column + 1}" if names is None else f"{column + 1} ({names[column]!r})"
 
@@ -124,8 +129,18 @@ def _read_csv(path):
             raise CommandError(f"{path}: not a readable CSV file ({error})") from None
     if first is None or not any(cell.strip() for cell in first):
         raise CommandError(f"{path}: empty file (expected rows of numbers, comma-separated)")
-    # A first row with any cell that is not a number is a header.
-    has_header = any(_parse_float(cell) is None for cell in first)
+    # A first row of names (no cell a number) is a header, one of numbers
+    # is data. A row of both is neither: taken for a header, a first data
+    # row with a missing or "NA" value was dropped without a word.
+    numeric = [_parse_float(cell) is not None for cell in first]
+    texts = [cell.strip() for cell, number in zip(first, numeric)
+             if not number and cell.strip()]
+    if any(numeric) and texts:
+        raise CommandError(
+            f"{path}: line 1 mixes numbers and text ({_few_cells(texts)}): a header line "
+            "must name every column without numbers, and data lines hold only numbers"
+        )
+    has_header = not any(numeric)
     names = [cell.strip() for cell in first] if has_header else None
     try:
         with warnings.catch_warnings():
