@@ -126,3 +126,57 @@ def test_small_numpy_integer_n_components_fits_as_the_int(integer, init_params):
         assert np.array_equal(small.means_, plain.means_)
         assert np.array_equal(small.predict(X), plain.predict(X))
         small.partial_fit(X[:50])
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_weighted_update_depends_on_the_weights_ratios_only(covariance_type):
+    # an outside audit: the update took the weights raw, so weights of 1e-100
+    # let the M-step's 10 eps floor on N_k pull a component away (tied with
+    # 1e-200 raised), and the bound was sum w log p / rows
+    first, batch = list(_stream(2, 400, seed=8))
+    w = np.random.default_rng(9).uniform(1.0, 2.0, size=batch.shape[0])
+    models = []
+    for scale in (1.0, 1e-12, 1e-100, 1e-200, 1e200):
+        gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+        gmm.partial_fit(first)
+        gmm.partial_fit(batch, sample_weight=w * scale)
+        models.append(gmm)
+    for gmm in models[1:]:
+        for name in ("weights_", "means_", "covariances_"):
+            np.testing.assert_allclose(getattr(gmm, name), getattr(models[0], name),
+                                       rtol=1e-9, atol=1e-12, err_msg=name)
+    # the bound of the update: the batch's weighted mean log-likelihood under
+    # the parameters the update started from
+    start = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    start.partial_fit(first)
+    np.testing.assert_allclose(models[0].lower_bounds_[-1],
+                               start.score(batch, sample_weight=w), rtol=1e-9)
+    # equal weights of any size: the unweighted update, bitwise
+    plain = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    plain.partial_fit(first).partial_fit(batch)
+    tiny = GaussianMixture(3, covariance_type=covariance_type, random_state=0)
+    tiny.partial_fit(first).partial_fit(batch, sample_weight=np.full(batch.shape[0], 1e-100))
+    assert tiny.means_.tobytes() == plain.means_.tobytes()
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_fit_restarts_the_partial_fit_stream(estimator):
+    # an outside audit: fit kept GaussianMixture's update count, so the next
+    # partial_fit took the step of update 31 instead of the first one's
+    import fastgmm
+
+    batches = list(_stream(31, 100, seed=10))
+    X = np.concatenate(batches[:30])
+    cls = getattr(fastgmm, estimator)
+    streamed = cls(n_components=3, random_state=0)
+    for batch in batches[:30]:
+        streamed.partial_fit(batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        streamed.fit(X)
+        fresh = cls(n_components=3, random_state=0).fit(X)
+    assert streamed.means_.tobytes() == fresh.means_.tobytes()
+    streamed.partial_fit(batches[30])
+    fresh.partial_fit(batches[30])
+    for name in ("weights_", "means_", "covariances_"):
+        assert getattr(streamed, name).tobytes() == getattr(fresh, name).tobytes(), name

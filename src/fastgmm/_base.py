@@ -230,8 +230,9 @@ class BaseMixture(DensityMixin, BaseEstimator):
         does; each later call is the estimator's `_online_update`, published
         in one step."""
         if not hasattr(self, "means_"):
-            self._fit_or_restore(X, sample_weight, return_labels=False)
-            self._online_updates = 0
+            with _transaction(self) as shadow:
+                shadow._fit(X, sample_weight, False, None, "raise")
+                shadow._online_updates = 0
             return self
         self._check_fitted_type()
         with _transaction(self) as shadow:
@@ -379,8 +380,10 @@ class BaseMixture(DensityMixin, BaseEstimator):
             )
 
         self._set_parameters(params)
-        # A fit starts any online stream (partial_fit) afresh.
+        # A fit starts any online stream (partial_fit) afresh: the Bayesian
+        # stream's state, the Gaussian one's update count (its step size).
         self.__dict__.pop("_svi_state", None)
+        self.__dict__.pop("_online_updates", None)
         self.converged_ = converged
         self.n_iter_ = n_iter
         self.lower_bound_ = max_lower_bound

@@ -248,8 +248,13 @@ class GaussianMixture(BaseMixture):
         workspace = Workspace(data, self.covariance_type, n_components)
         kernel = P.KernelParams(self.weights_, self.means_, self.precisions_cholesky_,
                                 self.covariance_type, dtype)
+        # the weights as fit takes them (fit_weights: None when equal, else of
+        # mean 1): raw ones of 1e-100 let the M-step's 10 eps floor on N_k
+        # pull a component away (an outside audit), and the bound is the
+        # batch's weighted mean log-likelihood
         with blas_single_threaded():
-            total = workspace.accumulate(X, sample_weight, kernel, n_threads_for(X.shape[0]))
+            total = workspace.accumulate(data.X, data.sample_weight, kernel,
+                                         n_threads_for(X.shape[0]))
         P.check_batch_statistics(total, dtype)
         batch_lower_bound = float(total[0] / data.total_weight)
         nk, batch_means, batch_cov = P.gaussian_parameters(
