@@ -176,3 +176,27 @@ def test_partial_fit_from_several_threads_loses_no_update(estimator):
 
     clone(model)    # the lock is not on the estimator: clone and pickle as before
     pickle.loads(pickle.dumps(model))
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_set_params_during_a_fit_is_kept(estimator):
+    # an outside audit: the fit's shadow copied every attribute, hyperparameters
+    # included, before the fit, and its publication undid a set_params made
+    # meanwhile (from another thread, or from the fit's own callback)
+    import fastgmm
+
+    X, _ = make_mixture(n_samples=600, n_features=2, n_components=2, seed=3)
+    gmm = getattr(fastgmm, estimator)(n_components=2, random_state=0, max_iter=50, tol=0)
+    calls = []
+
+    def callback(info):
+        calls.append(info)
+        if len(calls) == 3:
+            gmm.set_params(max_iter=7, tol=1e-3, verbose_interval=3)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gmm.fit(X, callback=callback)
+    assert (gmm.max_iter, gmm.tol, gmm.verbose_interval) == (7, 1e-3, 3)
+    assert len(calls) == 50 and gmm.n_iter_ == 50       # the fit ran as it started
+    assert hasattr(gmm, "means_") and gmm.means_.shape == (2, 2)

@@ -79,7 +79,15 @@ def _transaction(estimator):
         shadow = object.__new__(type(estimator))
         shadow.__dict__.update(estimator.__dict__)
         yield shadow
-        estimator.__dict__ = shadow.__dict__
+        # The fit's results, with the hyperparameters as they are now: a
+        # set_params made during the fit (another thread, a callback) was
+        # undone by the copy taken before it (an outside audit).
+        fitted = shadow.__dict__
+        current = estimator.__dict__
+        for name in estimator._get_param_names():
+            if name in current:
+                fitted[name] = current[name]
+        estimator.__dict__ = fitted
 
 
 # One re-entrant lock per estimator, held for a whole transaction: two
