@@ -206,6 +206,26 @@ def test_weighted_score_with_weights_near_the_float64_limit():
                                gmm.score(X), rtol=1e-12)
 
 
+def test_weighted_score_with_subnormal_weights():
+    # an outside audit: weights of 5e-324 averaged to -2.0 where the one
+    # weighted row scores -2.4366 (their sum kept a few bits)
+    X, _ = make_mixture(n_samples=400, n_features=2, n_components=2, seed=23)
+    w = np.random.default_rng(5).uniform(0.5, 2.0, size=X.shape[0])
+    gmm = _fit(X, w, n_components=2, random_state=0)
+    log_prob = gmm.score_samples(X)
+    for scale in (1e-300, 1e-310, 1e-320):
+        tiny = w * scale           # subnormal below 2.2e-308: fewer bits than w
+        exact = tiny * 2.0**600 * 2.0**474    # the same ratios, exactly, in range
+        np.testing.assert_allclose(gmm.score(X, sample_weight=tiny),
+                                   np.average(log_prob, weights=exact), rtol=1e-12)
+    one = np.zeros(400)
+    one[7] = 5e-324
+    np.testing.assert_allclose(gmm.score(X, sample_weight=one), gmm.score(X[7:8]),
+                               rtol=1e-12)
+    np.testing.assert_allclose(gmm.score(X, sample_weight=np.full(400, 5e-324)),
+                               gmm.score(X), rtol=1e-12)
+
+
 def test_fit_leaves_the_callers_weights_alone():
     X, _ = make_mixture(n_samples=300, n_features=2, n_components=2, seed=24)
     w = np.random.default_rng(6).uniform(0.5, 2.0, size=X.shape[0]) * 1e-20

@@ -555,12 +555,10 @@ class BaseMixture(DensityMixin, BaseEstimator):
         if sample_weight is None:
             return float(np.mean(log_prob))
         sample_weight = validate_sample_weight(sample_weight, log_prob[:, None], 1)
-        with np.errstate(over="ignore"):
-            overflows = not np.isfinite(sample_weight.sum())
-        if overflows:
-            # weights near the float64 limit: their sum overflowed to inf / inf = NaN;
-            # the average depends on their ratios only
-            sample_weight = sample_weight / sample_weight.max()
+        # The average depends on the weights' ratios only: taken in [0, 1], so
+        # that weights near the float64 limit cannot overflow their sum (inf /
+        # inf = NaN) and subnormal ones (5e-324) are not rounded to a few bits.
+        sample_weight = sample_weight / sample_weight.max()
         return float(np.average(log_prob, weights=sample_weight))
 
     def predict(self, X: ArrayLike) -> NDArray[np.int64]:
