@@ -312,8 +312,10 @@ def test_two_gigabyte_memmap_fits_in_little_anonymous_memory(tmp_path):
     assert np.isfinite(float(fields["lower_bound"]))
 
 
-@pytest.mark.parametrize("change", ["shifted", "shuffled", "split", "empty"])
-def test_fit_batches_refuses_a_source_that_changes_between_passes(change):
+@pytest.mark.parametrize("init_params", ["kmeans", "random_from_data"])
+@pytest.mark.parametrize("change", ["shifted", "shuffled", "split", "empty", "middle_row",
+                                    "middle_nan"])
+def test_fit_batches_refuses_a_source_that_changes_between_passes(change, init_params):
     # an outside audit: only the total row count was compared, so a source
     # yielding other rows (of the same count) on later passes fit silently
     X = np.random.default_rng(0).standard_normal((300, 2))
@@ -329,10 +331,14 @@ def test_fit_batches_refuses_a_source_that_changes_between_passes(change):
             return iter([X[100:], X[:100]])
         if change == "empty":     # an empty batch inserted (an IndexError before)
             return iter([X[:100], X[100:100], X[100:]])
+        if change.startswith("middle"):   # neither end changed: fitted silently before
+            rest = X[100:].copy()
+            rest[50, 1] = 1e200 if change == "middle_row" else np.nan
+            return iter([X[:100], rest])
         return iter([X[:150], X[150:]])
 
     with pytest.raises(ValueError, match="is not the one the first pass read"):
-        GaussianMixture(2, random_state=0).fit_batches(source)
+        GaussianMixture(2, random_state=0, init_params=init_params).fit_batches(source)
 
 
 def test_fit_batches_names_an_empty_batch():

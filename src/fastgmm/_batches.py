@@ -69,8 +69,9 @@ class BatchData:
             self.n_samples += batch.shape[0]
             self.max_block_rows = max(self.max_block_rows, batch.shape[0])
             self.n_batches += 1
-            self._fingerprints.append(_fingerprint(batch))
-            column_sum += batch.sum(axis=0, dtype=np.float64)
+            print_ = _fingerprint(batch)
+            self._fingerprints.append(print_)
+            column_sum += np.frombuffer(print_[3], dtype=np.float64)
         if self.n_batches == 0:
             raise ValueError("batches yielded no data: at least one non-empty batch is needed.")
         self.dtype = np.dtype(np.float32 if all_float32 else np.float64)
@@ -92,8 +93,8 @@ class BatchData:
                     or _fingerprint(batch) != self._fingerprints[index]):
                 raise ValueError(
                     f"batch {index} is not the one the first pass read (its number of rows, "
-                    "first or last row differ): the source must yield the same data on "
-                    "every pass."
+                    "first or last row or column sums differ): the source must yield the "
+                    "same data on every pass."
                 )
             yield batch, None
         if seen != self.n_samples:
@@ -196,11 +197,16 @@ class BatchData:
 
 
 def _fingerprint(batch):
-    """A batch's number of rows and the bytes of its first and last rows in
-    float64 (exact for float32 rows, so a batch's print is the same before
-    and after it is converted to the fit's type); none for a batch without
-    rows, which a later pass may yield."""
+    """A batch's number of rows, the bytes of its first and last rows and of
+    its column sums, in float64 (exact for float32 rows, and numpy adds the
+    rows in order either way, so a batch's print is the same before and
+    after it is converted to the fit's type); none for a batch without rows,
+    which a later pass may yield. The sums catch a changed row anywhere,
+    NaN or inf included, for one read of the batch beside EM's (an outside
+    audit: a middle row of 1e200 on a later pass fitted silently)."""
     if batch.shape[0] == 0:
-        return 0, b"", b""
+        return 0, b"", b"", b""
     ends = np.asarray(batch[[0, -1]], dtype=np.float64)
-    return batch.shape[0], ends[0].tobytes(), ends[1].tobytes()
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = batch.sum(axis=0, dtype=np.float64)
+    return batch.shape[0], ends[0].tobytes(), ends[1].tobytes(), sums.tobytes()
