@@ -108,6 +108,29 @@ def read_csv(path):
 # ------------------------------------------------------------------ fit
 
 
+@pytest.mark.parametrize("option, header", [("--labels", "label"),
+                                            ("--proba", "proba_0,proba_1,proba_2")])
+@pytest.mark.parametrize("select", [False, True])
+def test_fit_data_to_stdout_is_the_csv_alone(data_dir, tmp_path, option, header, select):
+    # an outside audit: the summary came first on stdout (--quiet or not), so
+    # `fit ... --labels - > labels.csv` was not a CSV; it now goes to stderr
+    folder, X = data_dir
+    k = ["-k", "auto", "--k-range", "2..3"] if select else ["-k", 3]
+    proc = assert_ok(run_cli("fit", folder / "data.npy", *k, option, "-", "--out", "m.npz",
+                             "--random-state", 1, "-q", cwd=tmp_path))
+    lines = proc.stdout.splitlines()
+    assert lines[0] == header
+    values = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+    assert values.shape[0] == X.shape[0]
+    assert "components to 600 rows" in proc.stderr and "model written to m.npz" in proc.stderr
+
+
+def test_fit_covariance_types_given_twice_are_one(data_dir, tmp_path):
+    folder, _ = data_dir
+    assert_ok(run_cli("fit", folder / "data.npy", "-k", 2, "--covariance-type", "full,full",
+                      "-q", cwd=tmp_path))
+
+
 @pytest.mark.parametrize("name", ["header.csv", "plain.csv", "data.npy", "data.parquet"])
 def test_fit_every_format(data_dir, tmp_path, name):
     folder, X = data_dir
@@ -336,6 +359,7 @@ def _write(tmp_path, name, content):
     ("first_missing.csv", "1,\n3,4\n", "column 2 has a missing value: line 1"),
     ("first_na.csv", "1,NA\n3,4\n", "line 1 mixes numbers and text ('NA')"),
     ("numeric_name.csv", "x,2020\n1,2\n", "line 1 mixes numbers and text ('x')"),
+    ("underscore.csv", "1,2\n1_000,3\n", "column 1 is not numeric: line 2 has '1_000'"),
     ("binary.csv", b"\xff\xfe\x00\x01garbage", "not"),
     ("data.xlsx", "whatever", "unsupported data format '.xlsx'; use .csv, .npy, .parquet"),
     ("noext", "1,2\n", "unsupported data format '(no extension)'"),

@@ -114,6 +114,11 @@ def _column_name(names, column):
 
 
 def _parse_float(text):
+    """float(text), or None where numpy's CSV reader would not read it
+    (Python's float takes "1_000"; numpy does not, and the reader's error
+    then named no line)."""
+    if "_" in text:
+        return None
     try:
         return float(text)
     except ValueError:
@@ -307,8 +312,17 @@ class _Stdout:
 _stdout = _Stdout()
 
 
+# True while a command writes data (a CSV) to stdout: its report then goes
+# to stderr, so that `fit ... --labels - > labels.csv` is a readable CSV
+# (the summary once came first on stdout, --quiet or not).
+_report_to_stderr = False
+
+
 def say(*values):
-    """print() to stdout, through _Stdout."""
+    """print() to stdout, through _Stdout; to stderr while stdout carries data."""
+    if _report_to_stderr:
+        print(*values, file=sys.stderr, flush=True)
+        return
     _stdout.write(lambda f: print(*values, file=f))
 
 
@@ -519,7 +533,8 @@ def parse_k_range(text):
 
 
 def parse_covariance_types(text):
-    types = tuple(part.strip() for part in text.split(",") if part.strip())
+    # each type once, in the order given ("full,full" is one type)
+    types = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     unknown = [c for c in types if c not in COVARIANCE_TYPES]
     if unknown or not types:
         raise CommandError(f"bad covariance type(s) {text!r}: choose among "
@@ -765,6 +780,16 @@ def _fit_k_values(args, covariance_types):
 
 
 def cmd_fit(args):
+    global _report_to_stderr
+    data_out = "-" in (args.labels, args.proba)
+    previous, _report_to_stderr = _report_to_stderr, _report_to_stderr or data_out
+    try:
+        return _fit_command(args)
+    finally:
+        _report_to_stderr = previous
+
+
+def _fit_command(args):
     # Every option is checked before the data are read and the model fitted.
     covariance_types = parse_covariance_types(args.covariance_type)
     if args.bayesian:
