@@ -452,6 +452,42 @@ def test_bad_scalars(tmp_path):
     _refused(path, "online_updates must be a count")
 
 
+@pytest.mark.parametrize("dtype, value", [(np.float64, 1e200), (np.float64, -2e154),
+                                          (np.float32, 1e20)])
+def test_means_past_what_the_dtype_can_square_are_refused(tmp_path, dtype, value):
+    # an outside audit: finite means of 1e200 loaded, then predict_proba was NaN
+    gmm, _ = _fitted("diag", dtype=dtype)
+    header, arrays = _members(gmm)
+    means = arrays["means_"].copy()
+    means[1, 2] = value
+    _refused(_write(tmp_path / "m.npz", header, dict(arrays, means_=means)),
+             "means_ reach .* no fit makes such a model")
+
+
+def test_lower_bounds_that_are_not_bounds_are_refused(tmp_path):
+    gmm, _ = _fitted("diag")
+    header, arrays = _members(gmm)
+    path = tmp_path / "m.npz"
+    for value in (float("nan"), float("inf")):
+        _write(path, dict(header, lower_bound_=value), arrays)
+        _refused(path, "'lower_bound_' = .* is not a lower bound")
+        _write(path, dict(header, lower_bounds_=[-1.0, value]), arrays)
+        _refused(path, "'lower_bounds_' holds NaN or \\+inf")
+    _write(path, dict(header, lower_bounds_=[-1.0, float("-inf")]), arrays)
+    assert load(path).lower_bounds_[-1] == float("-inf")
+
+
+def test_a_subnormal_bayesian_mean_precision_is_refused(tmp_path):
+    X, _ = make_mixture(n_samples=400, n_features=3, n_components=3, seed=3)
+    model = BayesianGaussianMixture(n_components=3, covariance_type="diag",
+                                    random_state=0).fit(X)
+    header, arrays = _members(model)
+    precision = arrays["mean_precision_"].copy()
+    precision[0] = 5e-324
+    _refused(_write(tmp_path / "m.npz", header, dict(arrays, mean_precision_=precision)),
+             "mean_precision_ must be positive and above")
+
+
 def test_ill_conditioned_models_round_trip(tmp_path):
     # Features on very different scales: badly conditioned covariances must
     # still pass the consistency checks, in both dtypes.

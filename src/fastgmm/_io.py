@@ -706,6 +706,12 @@ def _read_member(archive, info, max_bytes):
     return array
 
 
+def _is_bound(value):
+    """A lower bound as a fit records one: a float, -inf allowed, never NaN
+    or +inf."""
+    return not math.isnan(value) and value != math.inf
+
+
 def _short(value, limit=60):
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 5] + "...)"
@@ -802,8 +808,9 @@ def _check_header_fields(header):
     if not 0 <= header["n_iter_"] <= _MAX_COUNT:
         raise ModelFileError(f"n_iter_ = {_short(header['n_iter_'])} is "
                              f"{'negative' if header['n_iter_'] < 0 else 'out of range'}")
-    if not _is_number(header["lower_bound_"]):
-        raise ModelFileError("header field 'lower_bound_' is not a float")
+    if not _is_number(header["lower_bound_"]) or not _is_bound(header["lower_bound_"]):
+        raise ModelFileError(f"header field 'lower_bound_' = {_short(header['lower_bound_'])} "
+                             "is not a lower bound (a float below +inf)")
     bounds = header["lower_bounds_"]
     if isinstance(bounds, dict):
         if (set(bounds) != {"$array", "length"} or bounds["$array"] != LOWER_BOUNDS_ARRAY
@@ -813,6 +820,8 @@ def _check_header_fields(header):
                                  f"got {_short(bounds)}")
     elif not all(_is_number(v) for v in bounds):
         raise ModelFileError("header field 'lower_bounds_' must be a list of numbers")
+    elif not all(_is_bound(v) for v in bounds):
+        raise ModelFileError("header field 'lower_bounds_' holds NaN or +inf: not lower bounds")
     if "online_updates" in header:
         updates = header["online_updates"]
         if not _is_int(updates) or not 0 <= updates <= _MAX_COUNT:
@@ -1111,6 +1120,8 @@ def _build_estimator(header, members):
         if bounds.dtype != np.float64 or bounds.shape != (length,):
             raise ModelFileError(f"{LOWER_BOUNDS_ARRAY} has dtype {bounds.dtype} and shape "
                                  f"{bounds.shape}, expected float64 ({length},)")
+        if np.any(np.isnan(bounds)) or np.any(bounds == np.inf):
+            raise ModelFileError(f"{LOWER_BOUNDS_ARRAY} holds NaN or +inf: not lower bounds")
         gmm.lower_bounds_ = bounds.tolist()
     else:
         gmm.lower_bounds_ = [float(v) for v in header["lower_bounds_"]]
@@ -1143,8 +1154,12 @@ def _set_bayesian(model, header, members, shapes):
             raise ModelFileError(f"{name} contains NaN or infinite values")
         arrays[name] = array
     for name in ("weight_concentration_", "mean_precision_"):
-        if np.any(arrays[name] <= 0):
-            raise ModelFileError(f"{name} must be positive (min {float(arrays[name].min())!r})")
+        # a fit's are at least the prior plus 10 eps rows; a subnormal one
+        # (5e-324) overflowed predict's divisions to NaN (an outside audit)
+        if np.any(arrays[name] < np.finfo(np.float64).tiny):
+            raise ModelFileError(f"{name} must be positive and above "
+                                 f"{np.finfo(np.float64).tiny:.3g} (min "
+                                 f"{float(arrays[name].min())!r})")
     if "degrees_of_freedom_" in arrays and np.any(arrays["degrees_of_freedom_"]
                                                   <= n_features - 1):
         raise ModelFileError(f"degrees_of_freedom_ must be above n_features - 1 = "
@@ -1252,6 +1267,14 @@ def _check_fitted_arrays(fitted, covariance_type, n_components, n_features_in):
     for name, array in fitted.items():
         if not np.all(np.isfinite(array)):
             raise ModelFileError(f"{name} contains NaN or infinite values")
+    # No fit makes means whose squares overflow (it refuses such data), and
+    # the far-row comparisons of predict need those squares: a file with
+    # means of 1e200 loaded and predicted NaN (an outside audit).
+    limit = math.sqrt(float(np.finfo(dtype).max))
+    largest = float(np.max(np.abs(fitted["means_"]), initial=0.0))
+    if largest >= limit:
+        raise ModelFileError(f"means_ reach {largest:.3g}, past what {np.dtype(dtype).name} "
+                             f"can square ({limit:.3g}): no fit makes such a model")
 
     total = float(np.sum(weights, dtype=np.float64))
     atol = 1e-6 if dtype == np.float32 else 1e-10
