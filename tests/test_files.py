@@ -129,3 +129,69 @@ def test_a_long_legal_name_is_written(tmp_path, name):
         f.write(b"two")
     assert path.read_bytes() == b"two"
     assert sorted(os.listdir(tmp_path)) == [name]
+
+
+# ---------------------------------------- paths as open() would take them
+# (an outside audit of GaussianMixture.save, which writes through atomic_write)
+
+
+def _fitted_model():
+    import numpy as np
+
+    from fastgmm import GaussianMixture
+
+    X = np.random.default_rng(0).standard_normal((60, 2))
+    return GaussianMixture(2, random_state=0).fit(X)
+
+
+def test_save_to_dev_null_writes_into_it():
+    if not os.path.exists(os.devnull) or os.name != "posix":
+        pytest.skip("no /dev/null")
+    _fitted_model().save(os.devnull)      # struct.error before: zip offsets from tell()
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_a_trailing_slash_names_a_folder(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        _fitted_model().save(str(tmp_path / "newdir") + os.sep)
+    assert os.listdir(tmp_path) == []       # a file "newdir" was written before
+
+
+def test_an_empty_path_is_refused_as_open_refuses_it():
+    with pytest.raises(FileNotFoundError) as info:
+        with atomic_write(""):
+            pass
+    assert info.value.filename == ""
+
+
+def test_a_missing_folder_is_named_as_given(tmp_path):
+    path = str(tmp_path / "nodir" / "x.npz")
+    with pytest.raises(FileNotFoundError) as info:
+        _fitted_model().save(path)
+    assert info.value.filename == path and ".tmp" not in str(info.value)
+
+
+def test_a_bytes_path_is_written(tmp_path):
+    from fastgmm import load
+
+    path = os.fsencode(str(tmp_path / "m.npz"))
+    gmm = _fitted_model()
+    gmm.save(path)
+    assert load(path).means_.tobytes() == gmm.means_.tobytes()
+
+
+def test_a_file_open_may_not_write_is_kept(tmp_path, monkeypatch):
+    # As root every file is writable, so the check is driven through
+    # os.access: a rename would replace a read-only file that open() refuses.
+    import fastgmm._files as files
+
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    real_access = os.access
+    monkeypatch.setattr(files.os, "access",
+                        lambda p, mode: False if os.fspath(p) == str(path) else
+                        real_access(p, mode))
+    with pytest.raises(PermissionError) as info:
+        _fitted_model().save(path)
+    assert info.value.filename == str(path)
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.npz"]

@@ -20,6 +20,7 @@ figures) goes through :func:`atomic_write`:
 strings, so that an output never lands on an input.
 """
 
+import errno
 import os
 import secrets
 import stat
@@ -65,13 +66,24 @@ def atomic_write(path, binary=True, encoding="utf-8"):
     IsADirectoryError for a directory; a device or FIFO is written as a
     stream (there is nothing to keep atomic there).
     """
-    target = os.path.realpath(os.fspath(path))
+    # Errors name `path` as the caller gave it, as open() would: never the
+    # temporary file, and bytes paths are taken as os.fsdecode reads them.
+    given = os.fsdecode(os.fspath(path))
+    if not given:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), given)
+    target = os.path.realpath(given)
     try:
         st = os.stat(target)
     except FileNotFoundError:
         st = None
     if st is not None and stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(f"{os.fspath(path)} is a directory")
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), given)
+    if given.endswith(os.sep) or (os.altsep and given.endswith(os.altsep)):
+        # a folder's name (realpath drops the slash: a file "newdir" was written)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), given)
+    if st is not None and stat.S_ISREG(st.st_mode) and not os.access(target, os.W_OK):
+        # open() would refuse a file it may not write; a rename would not
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), given)
     if st is not None and not stat.S_ISREG(st.st_mode):
         # A device or FIFO: write into it, never over it.
         with open(target, "wb" if binary else "w",
@@ -82,7 +94,11 @@ def atomic_write(path, binary=True, encoding="utf-8"):
     directory = os.path.dirname(target)
     tmp_path = os.path.join(directory, _temporary_name(os.path.basename(target)))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp_path, flags, 0o666)    # the umask applies, as for open()
+    try:
+        fd = os.open(tmp_path, flags, 0o666)    # the umask applies, as for open()
+    except OSError as error:
+        # a missing or read-only folder: named as the caller named the file
+        raise type(error)(error.errno, error.strerror, given) from None
     try:
         if st is not None:
             # Replacing a file: keep its permission bits, as writing into it would.

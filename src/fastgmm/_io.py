@@ -409,8 +409,13 @@ def _write_npz(path, arrays):
     if hasattr(path, "write"):
         np.savez(path, **arrays)
         return
+    # The archive is built in memory, then written: a device such as
+    # /dev/null reports position 0 after every write, and zipfile's offsets
+    # from it failed (struct.error); a model is small beside its data.
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
     with atomic_write(path, binary=True) as f:
-        np.savez(f, **arrays)
+        f.write(buffer.getbuffer())
 
 
 # ---------------------------------------------------------------------- load
