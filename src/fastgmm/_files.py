@@ -15,6 +15,10 @@ figures) goes through :func:`atomic_write`:
 - A destination that is not a regular file (a character device such as
   /dev/null, a FIFO) is opened and written as a stream: it is never replaced
   by a regular file. A directory is refused.
+- Paths are taken as ``open()`` takes them, and errors name them as given
+  (never the temporary file): an empty path, a name ending in a slash and a
+  file ``open()`` could not write (``os.access``) are refused; bytes paths
+  are decoded with ``os.fsdecode``.
 
 :func:`same_file` and :func:`check_distinct` compare resolved files, not
 strings, so that an output never lands on an input.
