@@ -806,3 +806,29 @@ def test_overflowing_squares_say_so_and_leave_nothing_fitted(estimator, covarian
     if dtype == np.float32:
         assert "X.astype(np.float64)" in str(info.value)
     assert not hasattr(model, "means_")
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("dtype, scale, hint", [
+    (np.float64, 1e300, "the squared deviations overflow float64; rescale X"),
+    (np.float64, 1e160, "the squared deviations overflow float64; rescale X"),
+    (np.float32, 1e20, "overflow float32 (above 3.4e38"),
+])
+def test_data_whose_squares_overflow_is_refused_with_the_cause_first(
+        estimator, covariance_type, dtype, scale, hint):
+    # an outside audit: the error began with scikit-learn's words (singleton
+    # samples, fewer components) and the cause came last
+    import fastgmm
+
+    X = (np.random.default_rng(0).standard_normal((200, 2)) * scale).astype(dtype)
+    model = getattr(fastgmm, estimator)(n_components=2, covariance_type=covariance_type,
+                                        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError) as info:
+            model.fit(X)
+    message = str(info.value)
+    assert message.startswith("Some covariances are not finite: ") and hint in message
+    assert "ill-defined empirical covariance" in message       # scikit-learn's words follow
+    assert not hasattr(model, "means_")

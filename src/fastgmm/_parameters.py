@@ -53,12 +53,14 @@ class CollapsedComponentError(ValueError):
 
 # Added to the message when a covariance is inf or NaN: scikit-learn says
 # "array must not contain infs or NaNs" there, which does not say why.
+# It comes first: scikit-learn's words that follow blame singleton samples
+# and suggest fewer components, which is not the cause here.
 OVERFLOW_HINT = {
-    "f": (" Some covariances are not finite: with float32 data, squared deviations"
+    "f": ("Some covariances are not finite: with float32 data, squared deviations"
           " overflow float32 (above 3.4e38, so values of about 1e19 and larger);"
-          " fit on X.astype(np.float64) or rescale X."),
-    "d": (" Some covariances are not finite: the squared deviations overflow float64;"
-          " rescale X."),
+          " fit on X.astype(np.float64) or rescale X. "),
+    "d": ("Some covariances are not finite: the squared deviations overflow float64;"
+          " rescale X. "),
 }
 
 
@@ -204,22 +206,26 @@ def gaussian_parameters(stats_total, centers, tied_center, covariance_type, reg_
     # sum_i r_ik (x_i - m_k)(x_i - m_k)^T from sums about c_k, with d = m_k - c_k:
     # S2 - S1 d^T - d S1^T + N d d^T.
     shift = means - centers
-    if covariance_type == "full":
-        cross = s1[:, :, None] * shift[:, None, :]
-        scatter = (
-            s2
-            - cross
-            - np.swapaxes(cross, 1, 2)
-            + nk_raw[:, None, None] * shift[:, :, None] * shift[:, None, :]
-        )
-        covariances = scatter / nk[:, None, None]
-    elif covariance_type == "tied":
-        offset = means - tied_center
-        covariances = (s2 - (nk[:, None] * offset).T @ offset) / nk.sum()
-    else:
-        covariances = (s2 - 2.0 * shift * s1 + nk_raw[:, None] * shift**2) / nk[:, None]
-        if covariance_type == "spherical":
-            covariances = covariances.mean(axis=1)
+    # Squares that overflow give inf or NaN covariances, which
+    # compute_precision_cholesky refuses with OVERFLOW_HINT: numpy's own
+    # overflow warnings before that error said less.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if covariance_type == "full":
+            cross = s1[:, :, None] * shift[:, None, :]
+            scatter = (
+                s2
+                - cross
+                - np.swapaxes(cross, 1, 2)
+                + nk_raw[:, None, None] * shift[:, :, None] * shift[:, None, :]
+            )
+            covariances = scatter / nk[:, None, None]
+        elif covariance_type == "tied":
+            offset = means - tied_center
+            covariances = (s2 - (nk[:, None] * offset).T @ offset) / nk.sum()
+        else:
+            covariances = (s2 - 2.0 * shift * s1 + nk_raw[:, None] * shift**2) / nk[:, None]
+            if covariance_type == "spherical":
+                covariances = covariances.mean(axis=1)
     return nk, means, add_to_variances(covariances, covariance_type, reg_covar)
 
 
@@ -247,8 +253,8 @@ def compute_precision_cholesky(covariances, covariance_type, dtype=np.float64):
     with np.errstate(over="ignore", invalid="ignore"):
         rounded = covariances.astype(dtype)
     if not np.all(np.isfinite(rounded)):
-        raise CollapsedComponentError(message + OVERFLOW_HINT.get(np.dtype(dtype).char,
-                                                                  OVERFLOW_HINT["d"]))
+        raise CollapsedComponentError(OVERFLOW_HINT.get(np.dtype(dtype).char,
+                                                        OVERFLOW_HINT["d"]) + message)
     if covariance_type in ("full", "tied"):
         stack = covariances if covariance_type == "full" else covariances[None]
         n_features = stack.shape[-1]
