@@ -455,3 +455,21 @@ def test_all_of_sklearns_tests_are_run_or_named():
     assert {"test_sklearn_" + n[5:] for n in theirs - set(SKLEARN_PRIVATE)} <= ours
     assert {n for n in dir(sk_mixture_tests) if n.startswith("test_")} == {
         "test_gaussian_mixture_n_iter", "test_mixture_n_components_greater_than_n_samples_error"}
+
+
+def test_sample_after_a_float32_fit():
+    # an outside audit: float32 weights_ summing to 1 + 1.1e-8 made numpy's
+    # multinomial refuse them (sample() raised after a third of such fits)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    for seed in range(12):
+        X = np.random.default_rng(seed).normal(size=(300, 2)).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = BayesianGaussianMixture(n_components=30, random_state=1,
+                                            max_iter=20).fit(X)
+        samples, labels = model.sample(50)
+        assert samples.shape == (50, 2) and np.all(np.isfinite(samples))
+        assert np.all(model.weights_[labels] > 0)

@@ -90,6 +90,20 @@ def _transaction(estimator):
         estimator.__dict__ = fitted
 
 
+def _multinomial_weights(weights):
+    """The component weights as numpy's multinomial takes them: as given
+    (scikit-learn's draws) unless the first K - 1 sum above 1 in float64,
+    which float32 weights summing to 1 + 1e-8 do and which multinomial
+    refuses (an outside audit: sample() failed after a third of float32
+    Bayesian fits); then renormalised in float64."""
+    p = np.asarray(weights, dtype=np.float64)
+    if p[:-1].sum() > 1.0:
+        p = p / p.sum()
+        if p[:-1].sum() > 1.0:          # the sum's own rounding
+            p[:-1] *= 1.0 - 4 * np.finfo(np.float64).eps
+    return p
+
+
 # One re-entrant lock per estimator, held for a whole transaction: two
 # partial_fit calls from two threads each started from the same state and
 # the later publication dropped the earlier update (an outside audit: 300
@@ -610,7 +624,7 @@ class BaseMixture(DensityMixin, BaseEstimator):
             )
         _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
-        n_samples_comp = rng.multinomial(n_samples, self.weights_)
+        n_samples_comp = rng.multinomial(n_samples, _multinomial_weights(self.weights_))
         if self.covariance_type == "full":
             X = np.vstack(
                 [
