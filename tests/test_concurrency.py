@@ -200,3 +200,40 @@ def test_set_params_during_a_fit_is_kept(estimator):
     assert (gmm.max_iter, gmm.tol, gmm.verbose_interval) == (7, 1e-3, 3)
     assert len(calls) == 50 and gmm.n_iter_ == 50       # the fit ran as it started
     assert hasattr(gmm, "means_") and gmm.means_.shape == (2, 2)
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_first_partial_fits_from_two_threads_are_a_fit_and_an_update(estimator):
+    # an outside audit: both threads saw an unfitted estimator before taking
+    # its lock, both fitted their batch, and one batch was lost (10 in 10)
+    import threading
+
+    import fastgmm
+
+    X = np.random.default_rng(0).standard_normal((4000, 3))
+    for trial in range(5):
+        model = getattr(fastgmm, estimator)(n_components=2, random_state=0)
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def run(batch):
+            try:
+                barrier.wait()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model.partial_fit(batch)
+            except BaseException as error:   # pragma: no cover - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=run, args=(X[i::2],)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        fitted = model.n_iter_ - 1            # the fit's iterations, then one update
+        assert len(model.lower_bounds_) == fitted + 1, trial
+        if estimator == "GaussianMixture":
+            assert model._online_updates == 1
+        else:
+            assert model._svi_state["updates"] == 1

@@ -251,15 +251,22 @@ class BaseMixture(DensityMixin, BaseEstimator):
         """partial_fit's driver: the first call fits the batch as ``fit``
         does; each later call is the estimator's `_online_update`, published
         in one step."""
-        if not hasattr(self, "means_"):
-            with _transaction(self) as shadow:
+        # Whether this is the first call is decided under the estimator's
+        # lock: two threads' first calls both fitted, and one batch was lost
+        # (an outside audit); the second is now the stream's first update.
+        with _transaction(self) as shadow:
+            if not hasattr(shadow, "means_"):
                 shadow._fit(X, sample_weight, False, None, "raise")
                 shadow._online_updates = 0
-            return self
-        self._check_fitted_type()
-        with _transaction(self) as shadow:
-            shadow._online_update(X, sample_weight)
+                shadow._start_stream(X, sample_weight)
+            else:
+                shadow._check_fitted_type()
+                shadow._online_update(X, sample_weight)
         return self
+
+    def _start_stream(self, X, sample_weight):
+        """What a stream keeps from its first batch (fitted by fit) besides
+        the model: nothing here; the Bayesian mixture's statistics."""
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_batches(

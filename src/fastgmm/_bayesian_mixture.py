@@ -465,12 +465,12 @@ class BayesianGaussianMixture(BaseMixture):
         -------
         self : object
         """
-        first = not hasattr(self, "means_")
-        self._partial_fit(X, sample_weight)
-        if first:
-            with blas_single_threaded():
-                self._svi_state = self._svi_start(X, sample_weight)
-        return self
+        return self._partial_fit(X, sample_weight)
+
+    def _start_stream(self, X, sample_weight):
+        # the first batch's statistics, in the same transaction as its fit
+        with blas_single_threaded():
+            self._svi_state = self._svi_start(X, sample_weight)
 
     def _svi_batch(self, X, sample_weight):
         """(batch weight, per-row statistics about mean_prior_, entropy of the
