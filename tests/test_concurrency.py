@@ -237,3 +237,39 @@ def test_first_partial_fits_from_two_threads_are_a_fit_and_an_update(estimator):
             assert model._online_updates == 1
         else:
             assert model._svi_state["updates"] == 1
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_save_during_a_refit_writes_one_model(estimator, tmp_path):
+    # an outside audit: save read the live estimator field by field, so a fit
+    # published in between (another thread) gave a file with one fit's means
+    # and the other's lower bound. The interleaving is forced here: the
+    # refit is published from inside save's call of get_params.
+    import fastgmm
+
+    rng = np.random.default_rng(1)
+    X_old, X_new = rng.standard_normal((300, 2)), rng.standard_normal((300, 2)) * 3 + 5
+    model = getattr(fastgmm, estimator)(n_components=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X_old)
+    old_means, old_bound = model.means_.copy(), model.lower_bound_
+    original = type(model).get_params
+    calls = []
+
+    def get_params(deep=True):
+        if not calls:
+            calls.append(1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(X_new)             # published while save is under way
+        return original(model, deep=deep)
+
+    model.get_params = get_params
+    path = tmp_path / "m.npz"
+    model.save(path)
+    del model.get_params
+    assert calls
+    loaded = fastgmm.load(path)
+    assert loaded.means_.tobytes() == old_means.tobytes()
+    assert loaded.lower_bound_ == old_bound

@@ -204,6 +204,11 @@ def save(model: "GaussianMixture | BayesianGaussianMixture | Pipeline",
         such as a ``mean_prior`` of other features set after fitting).
     """
     gmm, scaler = _split_model(model)
+    # Everything is read from one copy of the estimator's attributes: a fit
+    # in another thread publishes a new attribute dict in one assignment,
+    # and reading the live estimator field by field wrote files with one
+    # fit's means and the other's lower bound (an outside audit, 4 in 1336).
+    gmm = _snapshot(gmm)
     kind = BAYESIAN if _is_bayesian(gmm) else GAUSSIAN
     arrays = {name: np.asarray(getattr(gmm, name)) for name in FITTED_ARRAYS}
     if gmm.means_.shape[0] != gmm.n_components:
@@ -277,6 +282,14 @@ def _mixture_classes():
 
 def _is_bayesian(model):
     return isinstance(model, _mixture_classes()[1])
+
+
+def _snapshot(estimator):
+    """An instance of the estimator's class sharing a copy of its attribute
+    dict, taken in one step (dict() of a dict runs without releasing the GIL)."""
+    copy = object.__new__(type(estimator))
+    copy.__dict__ = dict(estimator.__dict__)
+    return copy
 
 
 def _split_model(model):
