@@ -467,3 +467,31 @@ def test_degenerate_components_reseeded_from_the_workers(threads):
     assert rows[0] and rows[1] == rows[0]
     assert str(X.shape[0] - 1) not in rows[1][0]
     assert_same_fit(fits[0], fits[1], 1e-10)
+
+
+@pytest.mark.parametrize("as_dask", [False, True])
+def test_weighted_score_bic_aic_on_dask_check_the_weights(threads, as_dask):
+    # an outside audit: score/bic/aic on Dask summed negative and NaN weights,
+    # gave NaN for weights of 1e308 and -4.0 for one of 5e-324 (numpy X: an
+    # error, -4.839, -3.725), and ZeroDivisionError for all-zero weights
+    X, _ = make_mixture(300, 3, 2, seed=4)
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    Xd = da.from_array(X, chunks=(100, 3))
+
+    def weights(w):
+        return da.from_array(w, chunks=100) if as_dask else w
+
+    w = np.random.default_rng(2).uniform(0.5, 2.0, size=300)
+    for name in ("score", "bic", "aic"):
+        np.testing.assert_allclose(getattr(gmm, name)(Xd, sample_weight=weights(w)),
+                                   getattr(gmm, name)(X, sample_weight=w), rtol=1e-12)
+    for bad in (np.r_[np.ones(299), -1.0], np.r_[np.ones(299), np.nan],
+                np.r_[np.ones(299), np.inf], np.zeros(300)):
+        for name in ("score", "bic", "aic"):
+            with pytest.raises(ValueError):
+                getattr(gmm, name)(Xd, sample_weight=weights(bad))
+    one = np.zeros(300)
+    one[7] = 5e-324
+    for extreme in (np.full(300, 1e308), one, w * 1e-310):
+        np.testing.assert_allclose(gmm.score(Xd, sample_weight=weights(extreme)),
+                                   gmm.score(X, sample_weight=extreme), rtol=1e-12)

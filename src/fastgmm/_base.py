@@ -552,13 +552,15 @@ class BaseMixture(DensityMixin, BaseEstimator):
         self._estimate(X, log_prob=log_prob)
         return log_prob
 
-    def _total_log_likelihood(self, X, sample_weight):
-        """(sum of w_i log p(x_i), the number of samples sum w_i)."""
+    def _total_log_likelihood(self, X, sample_weight, ratios=False):
+        """(sum of w_i log p(x_i), the number of samples sum w_i); with
+        `ratios` (Dask only: score's mean), the weights as ratios to the
+        largest."""
         log_prob = self.score_samples(X)
         if is_dask_array(log_prob):
             from fastgmm import _dask
 
-            return _dask.total_log_likelihood(log_prob, sample_weight)
+            return _dask.total_log_likelihood(log_prob, sample_weight, ratios)
         if sample_weight is None:
             return float(np.sum(log_prob, dtype=np.float64)), log_prob.shape[0]
         sample_weight = validate_sample_weight(sample_weight, log_prob[:, None], 1)
@@ -570,7 +572,8 @@ class BaseMixture(DensityMixin, BaseEstimator):
         """Per-sample average log-likelihood of X under the model
         (weighted by ``sample_weight`` when given); computed when X is a Dask array."""
         if is_dask_array(X):
-            log_likelihood, n_samples = self._total_log_likelihood(X, sample_weight)
+            log_likelihood, n_samples = self._total_log_likelihood(X, sample_weight,
+                                                                   ratios=True)
             return log_likelihood / n_samples
         log_prob = self.score_samples(X)
         if sample_weight is None:

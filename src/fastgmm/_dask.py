@@ -599,12 +599,30 @@ def lazy_estimate(X, params, covariance_type, output):
                          dtype=np.int64 if output == "labels" else dtype)
 
 
-def total_log_likelihood(log_prob, sample_weight):
-    """(sum of w_i log p(x_i), sum of w_i), computed together."""
+def total_log_likelihood(log_prob, sample_weight, ratios=False):
+    """(sum of w_i log p(x_i), sum of w_i), computed together.
+
+    The weights are checked first, as the in-memory path checks them
+    (finite, non-negative, one positive; a pass over the weights alone: an
+    outside audit found negative and NaN weights summed here), and with
+    `ratios` (score: a weighted mean) taken as ratios to the largest, so
+    that weights near the float64 limit or subnormal give the mean they do
+    in memory."""
     if sample_weight is None:
         total = log_prob.sum(dtype=np.float64)
         return float(total.compute()), float(log_prob.shape[0])
     weights = check_sample_weight(sample_weight, log_prob[:, None])[:, 0]
+    finite, smallest, largest, positive = dask.compute(
+        da.isfinite(weights).all(), weights.min(), weights.max(), (weights > 0).sum())
+    if not finite:
+        raise ValueError("Input sample_weight contains NaN or infinity.")
+    if smallest < 0:
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    if positive < 1:
+        raise ValueError("sample_weight has no positive weight: at least one sample "
+                         "must have a positive weight.")
+    if ratios:
+        weights = weights / largest
     total, weight_sum = dask.compute((log_prob.astype(np.float64) * weights).sum(),
                                      weights.sum())
     return float(total), float(weight_sum)
