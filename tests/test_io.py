@@ -1765,3 +1765,19 @@ def test_load_of_a_text_mode_file_says_to_open_it_in_binary(tmp_path):
     with open(path, "r", encoding="utf-8") as f:   # UnicodeDecodeError before
         with pytest.raises(TypeError, match="text mode"):
             load(f)
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_save_after_n_components_changed_says_what_to_do(tmp_path, warm_start):
+    # an outside audit: with warm_start, "fit again" kept the fitted 3
+    # components (as scikit-learn's warm start does), so the advice looped
+    gmm, X = _fitted("diag", warm_start=warm_start)
+    gmm.set_params(n_components=4)
+    if warm_start:
+        gmm.fit(X)
+        assert gmm.means_.shape[0] == 3
+    with pytest.raises(ValueError, match="n_components is 4 but the model was fitted with 3 "
+                                         "components") as info:
+        gmm.save(tmp_path / "m.npz")
+    assert ("warm_start=False" in str(info.value)) == warm_start
+    assert not (tmp_path / "m.npz").exists()

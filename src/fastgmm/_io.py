@@ -214,7 +214,9 @@ def save(model: "GaussianMixture | BayesianGaussianMixture | Pipeline",
     if gmm.means_.shape[0] != gmm.n_components:
         raise ValueError(f"n_components is {gmm.n_components} but the model was fitted with "
                          f"{gmm.means_.shape[0]} components: such a file would not load; "
-                         "set n_components back or fit again")
+                         "set n_components back or fit again"
+                         + (" with warm_start=False (a warm start keeps the fitted "
+                            "components, as scikit-learn's does)" if gmm.warm_start else ""))
     if kind == BAYESIAN:
         version = FORMAT_VERSION_KIND
     else:   # the versions older fastgmm versions read
