@@ -944,3 +944,24 @@ def test_covariance_type_changed_after_fit_is_a_clear_error(estimator, fitted_as
     model.set_params(covariance_type=fitted_as)
     assert np.array_equal(model.predict(X), expected)
 
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score"])
+def test_inference_refuses_strings_as_sklearn_does(method):
+    # an outside audit: predict([["1", "2", "3"]]) returned labels where
+    # scikit-learn's inference refuses strings (its fit converts them, as ours)
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from fastgmm import GaussianMixture
+
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    ours, theirs = (cls(2, random_state=0).fit(X)
+                    for cls in (GaussianMixture, SkGaussianMixture))
+    strings = [["1", "2", "3"]]
+    with pytest.raises(ValueError) as expected:
+        getattr(theirs, method)(strings)
+    with pytest.raises(ValueError) as got:
+        getattr(ours, method)(strings)
+    assert str(got.value) == str(expected.value)
+    # numbers of other types are still taken, as before
+    assert np.all(np.isfinite(ours.score_samples(X.astype(np.int8))))

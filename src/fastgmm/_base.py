@@ -527,7 +527,11 @@ class BaseMixture(DensityMixin, BaseEstimator):
     def _validate_for_inference(self, X) -> np.ndarray:
         check_is_fitted(self)
         self._check_fitted_type()
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        # scikit-learn's inference validates with dtype="numeric": strings are
+        # refused there (fit converts them, as here), and so they are here
+        X = validate_data(self, X, reset=False, order="C")
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)      # integers, bool, float16: as before
         dtype = np.result_type(X.dtype, self.means_.dtype)
         return np.ascontiguousarray(X, dtype=dtype)
 
