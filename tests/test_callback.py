@@ -66,3 +66,24 @@ def test_progress_bar_covers_n_init_times_max_iter(converges):
         GaussianMixture(**params).fit(X, callback=ProgressBar(file=out, desc="fit"))
     text = out.getvalue()
     assert "40/40" in text and "fit" in text
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+def test_the_callbacks_arrays_cannot_change_the_model(estimator):
+    # an outside audit: info.means was the fitted array itself after the last
+    # iteration; writing into it changed means_ and not precisions_
+    import fastgmm
+
+    X, _ = make_mixture(n_samples=300, n_features=2, n_components=2, seed=5)
+    seen = []
+
+    def callback(info):
+        seen.append(info)
+        for array in (info.weights, info.means, info.covariances):
+            with pytest.raises(ValueError, match="read-only"):
+                array[...] = 0
+
+    model = getattr(fastgmm, estimator)(n_components=2, random_state=0, max_iter=5, tol=0)
+    model.fit(X, callback=callback)
+    assert len(seen) == 5 and np.all(np.isfinite(model.means_))
+    np.testing.assert_array_equal(seen[-1].means, model.means_)

@@ -90,6 +90,12 @@ def _transaction(estimator):
         estimator.__dict__ = fitted
 
 
+def _read_only(array):
+    view = np.asarray(array).view()
+    view.flags.writeable = False
+    return view
+
+
 def _multinomial_weights(weights):
     """The component weights as numpy's multinomial takes them: as given
     (scikit-learn's draws) unless the first K - 1 sum above 1 in float64,
@@ -454,7 +460,11 @@ class BaseMixture(DensityMixin, BaseEstimator):
                 if abs(change) < self.tol and not (recovery is not None and recovery.reseeded):
                     converged = True
                 if callback is not None:
-                    weights, means, covariances = self._callback_parameters(params)
+                    # read-only views: the arrays are the fit's own (the final
+                    # model's after the last iteration), and writing into them
+                    # changed the model without its precisions (an outside audit)
+                    weights, means, covariances = (
+                        _read_only(a) for a in self._callback_parameters(params))
                     callback(IterationInfo(
                         init=init, n_init=n_init, n_iter=n_iter, max_iter=self.max_iter,
                         lower_bound=lower_bound, change=change, converged=converged,
