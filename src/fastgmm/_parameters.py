@@ -71,8 +71,10 @@ def check_batch_statistics(total, dtype):
     total = np.asarray(total)
     if not np.isfinite(total).all():
         raise ValueError(
-            f"partial_fit: the batch's statistics are not finite (log-likelihood "
-            f"{float(total[0])}): some rows are so far from the model, or so large, that "
+            # (no number: the log-likelihood itself may be finite, 677.76, while
+            # the moments overflowed, which read as a meaningless figure)
+            f"partial_fit: the batch's statistics are not finite: some rows are so far "
+            f"from the model, or so large, that "
             f"their squared deviations overflow {np.dtype(dtype).name}; the model is "
             "unchanged. " + ("The batch is computed in the model's float32: fit the model on "
                              "float64 data, or rescale X." if np.dtype(dtype) == np.float32
