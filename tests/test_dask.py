@@ -495,3 +495,17 @@ def test_weighted_score_bic_aic_on_dask_check_the_weights(threads, as_dask):
     for extreme in (np.full(300, 1e308), one, w * 1e-310):
         np.testing.assert_allclose(gmm.score(Xd, sample_weight=weights(extreme)),
                                    gmm.score(X, sample_weight=extreme), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score",
+                                    "bic", "aic"])
+def test_inference_on_an_empty_dask_array_is_refused_as_numpy_input_is(threads, method):
+    # an outside audit: an empty Dask array gave empty results
+    X, _ = make_mixture(300, 2, 2, seed=4)
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError) as expected:
+        getattr(gmm, method)(X[:0])
+    with pytest.raises(ValueError) as got:
+        result = getattr(gmm, method)(da.from_array(X[:0], chunks=(1, 2)))
+        getattr(result, "compute", lambda: None)()
+    assert str(got.value) == str(expected.value)

@@ -507,6 +507,10 @@ class BaseMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         self._check_fitted_type()
         X = _dask.check_array(X)
+        if X.shape[0] == 0:
+            # as numpy input is refused (an empty Dask array gave empty results)
+            raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a "
+                             f"minimum of 1 is required by {type(self).__name__}.")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
