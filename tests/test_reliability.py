@@ -832,3 +832,35 @@ def test_data_whose_squares_overflow_is_refused_with_the_cause_first(
     assert message.startswith("Some covariances are not finite: ") and hint in message
     assert "ill-defined empirical covariance" in message       # scikit-learn's words follow
     assert not hasattr(model, "means_")
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exact_duplicates_with_no_reg_covar_are_a_collapsed_component(covariance_type, dtype):
+    # an outside audit: diag and spherical fits put a component on 30 equal
+    # rows with a variance of 1e-31 (the mean's rounding, squared) and an
+    # inflated lower bound, where scikit-learn raises; all-equal data fitted
+    # or raised depending on the value
+    from fastgmm import ComponentRecoveryWarning, GaussianMixture
+    from fastgmm._parameters import CollapsedComponentError
+
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(200, 2), np.repeat([[5.3, -2.1]], 30, 0)]).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(CollapsedComponentError):
+            GaussianMixture(2, covariance_type=covariance_type, reg_covar=0,
+                            random_state=0).fit(X)
+        for value in (1.0, 0.3, 3.7, 5.3, 1e4):
+            with pytest.raises(CollapsedComponentError):
+                GaussianMixture(1, covariance_type=covariance_type, reg_covar=0).fit(
+                    np.full((10, 3), value, dtype=dtype))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = GaussianMixture(2, covariance_type=covariance_type, reg_covar=0,
+                                random_state=0).fit(X, on_degenerate="reseed")
+    assert any(issubclass(w.category, ComponentRecoveryWarning) for w in caught)
+    assert np.all(model.covariances_ > 1e-3)
+    # with the default reg_covar the duplicates fit, their variance reg_covar
+    model = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    assert np.all(np.isfinite(model.means_))

@@ -226,6 +226,15 @@ def gaussian_parameters(stats_total, centers, tied_center, covariance_type, reg_
             covariances = (s2 - (nk[:, None] * offset).T @ offset) / nk.sum()
         else:
             covariances = (s2 - 2.0 * shift * s1 + nk_raw[:, None] * shift**2) / nk[:, None]
+            # A variance within twice the square of the mean's own rounding,
+            # 2 (eps |mu|)^2, is zero in exact arithmetic: rows that all equal
+            # the mean leave (eps mu)^2 (0.6-1.2 times it, measured) where
+            # scikit-learn's E[x^2] - mu^2 gives 0 or less. Taken as 0, so
+            # that with reg_covar = 0 the component is collapsed, as in
+            # scikit-learn (it fitted with a variance of 1e-31 and an inflated
+            # lower bound: an outside audit); with reg_covar it changes nothing.
+            floor = 2.0 * (np.finfo(dtype).eps * means) ** 2
+            covariances = np.where(covariances <= floor, 0.0, covariances)
             if covariance_type == "spherical":
                 covariances = covariances.mean(axis=1)
     return nk, means, add_to_variances(covariances, covariance_type, reg_covar)
