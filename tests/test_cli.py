@@ -1085,3 +1085,25 @@ def test_thread_scaling_script_runs_and_rejects_bad_counts(tmp_path):
         proc = subprocess.run([sys.executable, str(script), *bad], env=_env(),
                               capture_output=True, text=True, cwd=tmp_path, timeout=300)
         assert proc.returncode == 2 and "error:" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["a$x^{$b.csv", "a$x_1$.csv", os.fsdecode(b"c\xff.csv")])
+def test_fit_plot_titles_any_file_name(data_dir, tmp_path, name):
+    # an outside audit: the data file's name went into the figure title as
+    # matplotlib text, so '$...$' was mathematics (a parse error stopped the
+    # command after its model and labels were written) and non-UTF-8 bytes a
+    # TypeError
+    pytest.importorskip("matplotlib")
+    folder, X = data_dir
+    data = tmp_path / name
+    data.write_bytes((folder / "plain.csv").read_bytes())
+    assert_ok(run_cli("fit", name, "-k", 2, "--out", "m.npz", "--plot", "p.png", "-q",
+                      cwd=tmp_path))
+    assert (tmp_path / "p.png").stat().st_size > 0 and (tmp_path / "m.npz").exists()
+
+
+def test_two_outputs_to_stdout_are_refused(data_dir, tmp_path):
+    # they wrote two CSV tables back to back
+    folder, _ = data_dir
+    assert_error(run_cli("fit", folder / "data.npy", "-k", 2, "--labels", "-", "--proba", "-",
+                         cwd=tmp_path), "--labels and --proba both go to stdout")

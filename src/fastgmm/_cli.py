@@ -371,6 +371,11 @@ def check_outputs(inputs, outputs, files_only=()):
     of the comparison: writing into them replaces nothing (two outputs to
     /dev/null are fine). The options in `files_only` (binary outputs)
     cannot be '-' (stdout)."""
+    to_stdout = [option for option, path in outputs.items() if path == "-"]
+    if len(to_stdout) > 1:
+        # two CSV tables back to back on stdout are neither one
+        raise CommandError(f"{' and '.join(to_stdout)} both go to stdout ('-'): give "
+                           "one of them a file name")
     for option, path in outputs.items():
         if path == "-" and option in files_only:
             raise CommandError(f"{option} -: this output cannot go to stdout; "
@@ -474,6 +479,16 @@ def figure_format(path, option="--plot"):
         raise CommandError(f"{option} {path}: matplotlib cannot write {fmt!r} figures "
                            f"here ({_one_line(error)})") from None
     return fmt
+
+
+def _plain_text(name):
+    """A file name as a figure title shows it: bytes that are not UTF-8 as
+    escapes (matplotlib refused the surrogates os.fsdecode leaves), and '$'
+    escaped (matplotlib reads text between two as mathematics: a name such
+    as 'a$x^{$b.csv' stopped the command after its other outputs were
+    written)."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("$", r"\$")
 
 
 def save_figure(gmm, X, path, title=None, standardized=False, option="--plot"):
@@ -847,7 +862,7 @@ def _fit_command(args):
         else:
             what = f"K={gmm.means_.shape[0]} {gmm.covariance_type}"
         save_figure(gmm, X_fit, args.plot, standardized=scaler is not None,
-                    title=f"{os.path.basename(args.data)}: {what}"
+                    title=f"{_plain_text(os.path.basename(args.data))}: {what}"
                           f"{' (standardised)' if scaler is not None else ''}")
         say(f"figure written to {args.plot}")
     return 0
