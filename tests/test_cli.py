@@ -442,6 +442,11 @@ def test_parquet_through_pandas_without_pyarrow(data_dir, tmp_path):
     (("predict", "m.npz"), "the following arguments are required: DATA"),
     (("bench", "--cases", "nope"), "unknown case(s) ['nope']"),
     (("bench", "--repeats", "1"), "--repeats must be at least 3"),
+    # checked before the run (a missing --json folder failed after every case)
+    (("bench", "--json", "no/such/dir/b.json"), "--json no/such/dir/b.json: folder"),
+    (("bench", "--json", "."), "--json .: is a directory"),
+    (("bench", "--iris-repeats", "0"), "--iris-repeats must be at least 1"),
+    (("bench", "--gemm-size", "0"), "--gemm-size must be at least 1"),
     # a range is bounded before it is built (1..1e9 took all memory)
     (("fit", "DATA", "-k", "auto", "--k-range", "1..1000000000"),
      "K range '1..1000000000' has 1000000000 values, more than 10000"),

@@ -717,6 +717,21 @@ def check_args(p, args):
         p.error("--threads must be at least 1")
     if not args.settle >= 0:
         p.error("--settle must be at least 0")
+    if args.iris_repeats < 1:
+        p.error("--iris-repeats must be at least 1")
+    if args.gemm_size is not None and args.gemm_size < 1:
+        p.error("--gemm-size must be at least 1")
+    if args.json:
+        # checked before the run, not after it (an outside audit: a missing
+        # folder failed only once every case had been measured)
+        target = os.path.realpath(args.json)
+        folder = os.path.dirname(target)
+        if os.path.isdir(target):
+            p.error(f"--json {args.json}: is a directory")
+        if not os.path.isdir(folder):
+            p.error(f"--json {args.json}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            p.error(f"--json {args.json}: folder {folder} is not writable")
 
 
 def parse_args(argv, prog=None, defaults=FULL_DEFAULTS):
