@@ -724,14 +724,11 @@ def check_args(p, args):
     if args.json:
         # checked before the run, not after it (an outside audit: a missing
         # folder failed only once every case had been measured)
-        target = os.path.realpath(args.json)
-        folder = os.path.dirname(target)
-        if os.path.isdir(target):
-            p.error(f"--json {args.json}: is a directory")
-        if not os.path.isdir(folder):
-            p.error(f"--json {args.json}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            p.error(f"--json {args.json}: folder {folder} is not writable")
+        from fastgmm._files import unwritable_reason
+
+        reason = unwritable_reason(args.json)
+        if reason is not None:
+            p.error(f"--json {args.json}: {reason}")
 
 
 def parse_args(argv, prog=None, defaults=FULL_DEFAULTS):

@@ -24,7 +24,6 @@ import csv
 import io
 import itertools
 import os
-import stat
 import sys
 import time
 import warnings
@@ -32,7 +31,7 @@ import warnings
 import numpy as np
 
 from fastgmm._bayesian_mixture import BayesianGaussianMixture
-from fastgmm._files import atomic_write, check_distinct
+from fastgmm._files import atomic_write, check_distinct, is_stream, unwritable_reason
 from fastgmm._gaussian_mixture import GaussianMixture
 from fastgmm._io import ModelFileError, load
 from fastgmm._io import save as _save
@@ -338,30 +337,13 @@ def _stdout_to_devnull():
         os.close(devnull)
 
 
-def _is_stream(path):
-    """An existing device or FIFO (written into as a stream, never replaced)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
-
-
 def _check_writable(path, option):
     """Refuse an output whose folder does not exist before a long fit, not after."""
     if path is None or path == "-":
         return
-    target = os.path.realpath(path)          # a symlink is written through
-    if os.path.isdir(target):
-        raise CommandError(f"{option} {path}: is a directory")
-    if _is_stream(target):
-        return
-    folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
-        raise CommandError(f"{option} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        # The new contents go to a temporary file there before the rename.
-        raise CommandError(f"{option} {path}: folder {folder} is not writable")
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise CommandError(f"{option} {path}: {reason}")
 
 
 def check_outputs(inputs, outputs, files_only=()):
@@ -382,7 +364,7 @@ def check_outputs(inputs, outputs, files_only=()):
                                "give a file name")
         _check_writable(path, option)
     files = {option: path for option, path in outputs.items()
-             if path is None or path == "-" or not _is_stream(path)}
+             if path is None or path == "-" or not is_stream(path)}
     try:
         check_distinct(inputs, files)
     except ValueError as error:

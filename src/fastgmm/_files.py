@@ -30,7 +30,7 @@ import secrets
 import stat
 from contextlib import contextmanager
 
-__all__ = ["atomic_write", "same_file", "check_distinct"]
+__all__ = ["atomic_write", "same_file", "check_distinct", "is_stream", "unwritable_reason"]
 
 
 def _fsync_directory(directory):
@@ -126,6 +126,33 @@ def atomic_write(path, binary=True, encoding="utf-8"):
             pass
         raise
     _fsync_directory(directory)
+
+
+def is_stream(path):
+    """An existing device or FIFO (written into as a stream, never replaced)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def unwritable_reason(path):
+    """Why `path` cannot take an output (a directory there, its folder missing
+    or not writable: atomic_write's temporary file goes there), or None;
+    an existing device or FIFO is written into and needs nothing more. For
+    checks made before long work, not after it."""
+    target = os.path.realpath(path)          # a symlink is written through
+    if os.path.isdir(target):
+        return "is a directory"
+    if is_stream(target):
+        return None
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        return f"folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"folder {folder} is not writable"
+    return None
 
 
 def same_file(a, b):
